@@ -1,0 +1,69 @@
+"""Querying a model's decoder on an output pixel grid: coordinates, cells and chunking.
+
+A tile's output is a grid: the centres of output rows `ys` and columns `xs` (global [-1, 1] coordinates of
+the whole output image), re-expressed in the frame of the LR crop that was encoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from enlarge.coords import axis_coords
+
+# Queries per decoder call: large enough to amortise per-call overhead, small enough that the per-query
+# intermediates of the heaviest model (LIIF's 576-wide unfolded features, 4 neighbours) stay in a few hundred MB.
+QUERY_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An LR crop `[top, top+height) × [left, left+width)` of an LR image of size `full` (h, w)."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    full: tuple[int, int]
+
+
+def to_local(global_coord: torch.Tensor, start: int, length: int, full: int) -> torch.Tensor:
+    """Map coordinates of the full LR image's [-1, 1] frame into a crop's own [-1, 1] frame (one axis)."""
+    pixels = (global_coord + 1) / 2 * full - start  # position in LR pixels from the crop's edge
+    return pixels / length * 2 - 1
+
+
+def query_grid(
+    model: nn.Module,
+    feats: object,
+    frame: Frame,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    out_size: tuple[int, int],
+    chunk: int = QUERY_CHUNK,
+) -> torch.Tensor:
+    """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols), rows/cols in global coordinates."""
+    big_h, big_w = out_size
+    ys = to_local(rows, frame.top, frame.height, frame.full[0])
+    xs = to_local(cols, frame.left, frame.width, frame.full[1])
+    # one output pixel in the crop's frame: 2/H of the full image, stretched by full/crop
+    cell = torch.tensor(
+        [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width], dtype=rows.dtype
+    )
+    n_cols = len(xs)
+    rows_per_chunk = max(1, chunk // max(n_cols, 1))
+    pieces = []
+    for start in range(0, len(ys), rows_per_chunk):
+        y = ys[start : start + rows_per_chunk]
+        coord = torch.stack(torch.meshgrid(y, xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
+        cells = cell.expand(1, coord.shape[1], 2)
+        rgb = model.query(feats, coord, cells).float()
+        pieces.append(rgb.view(len(y), n_cols, 3))
+    return torch.cat(pieces, dim=0).permute(2, 0, 1).unsqueeze(0)
+
+
+def output_axis(n_out: int) -> torch.Tensor:
+    """Global coordinates of the centres of `n_out` output pixels along one axis."""
+    return axis_coords(n_out)

@@ -1,0 +1,101 @@
+"""CNN encoders that turn a low-resolution image into a feature map of the same size (no upsampler).
+
+Module and parameter names follow the official LIIF code (`encoder.head.0`, `encoder.body.{i}.body.{0,2}`,
+`encoder.SFENet1`, `encoder.RDBs.{i}.convs.{j}.conv.0`, …) so its checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KERNEL = 3
+PAD = KERNEL // 2
+
+
+def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
+    """A 3×3 convolution that keeps the spatial size (zero padding 1)."""
+    return nn.Conv2d(in_ch, out_ch, KERNEL, padding=PAD)
+
+
+class ResBlock(nn.Module):
+    """conv → ReLU → conv, added to the input (EDSR's block, res_scale 1 by default)."""
+
+    def __init__(self, channels: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3x3(channels, channels), nn.ReLU(inplace=True), conv3x3(channels, channels))
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+class EDSR(nn.Module):
+    """EDSR without its upsampler: head conv, `n_resblocks` residual blocks, a conv, and a long skip.
+
+    `edsr-baseline` is 16 blocks of 64 channels; slimmer settings give light encoders.
+    """
+
+    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0, in_channels: int = 3) -> None:
+        super().__init__()
+        self.head = nn.Sequential(conv3x3(in_channels, n_feats))
+        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3x3(n_feats, n_feats))
+        self.out_dim = n_feats
+        self.receptive_field = 2 * n_resblocks + 2  # 3×3 convs on the longest path, one pixel each
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)
+        return x + self.body(x)
+
+
+class DenseLayer(nn.Module):
+    """One RDN layer: conv → ReLU, concatenated to its input (dense connection)."""
+
+    def __init__(self, in_ch: int, growth: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(conv3x3(in_ch, growth), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, self.conv(x)), dim=1)
+
+
+class RDB(nn.Module):
+    """Residual dense block: `n_layers` dense layers, 1×1 local feature fusion, local residual."""
+
+    def __init__(self, g0: int, growth: int, n_layers: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(*[DenseLayer(g0 + i * growth, growth) for i in range(n_layers)])
+        self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LFF(self.convs(x)) + x
+
+
+class RDN(nn.Module):
+    """RDN without its upsampler (configuration B: G0=64, D=16, C=8, G=64), as LIIF uses it."""
+
+    def __init__(self, g0: int = 64, n_blocks: int = 16, n_layers: int = 8, growth: int = 64, in_channels: int = 3) -> None:
+        super().__init__()
+        self.SFENet1 = conv3x3(in_channels, g0)
+        self.SFENet2 = conv3x3(g0, g0)
+        self.RDBs = nn.ModuleList([RDB(g0, growth, n_layers) for _ in range(n_blocks)])
+        self.GFF = nn.Sequential(nn.Conv2d(n_blocks * g0, g0, 1), conv3x3(g0, g0))
+        self.out_dim = g0
+        self.receptive_field = 2 + n_blocks * n_layers + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shallow = self.SFENet1(x)
+        x = self.SFENet2(shallow)
+        outs = []
+        for block in self.RDBs:
+            x = block(x)
+            outs.append(x)
+        return self.GFF(torch.cat(outs, dim=1)) + shallow
+
+
+ENCODERS: dict[str, type[nn.Module]] = {"edsr": EDSR, "rdn": RDN}
+
+
+def make_encoder(name: str, **kwargs: object) -> nn.Module:
+    """Build an encoder by family name (`edsr`, `rdn`) with its keyword settings."""
+    return ENCODERS[name](**kwargs)

@@ -1,0 +1,63 @@
+"""Official LIIF checkpoints (yinboc/liif `save` format) → our modules, loaded safely (`weights_only=True`).
+
+Layout: `{'model': {'name': 'liif', 'args': {'encoder_spec': ..., 'imnet_spec': ...}, 'sd': state_dict}, ...}`.
+Our modules use the official parameter names, so only the unused mean-shift convolutions are dropped.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from enlarge.errors import ModelError
+from enlarge.models.registry import LoadedModel, build, describe, load_state_strict
+
+IGNORED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")  # defined but unused in the official forward
+# The official encoder specs (with no_upsampling) and the settings of ours that match them.
+OFFICIAL_ENCODERS: dict[str, dict[str, Any]] = {
+    "edsr-baseline": {"name": "edsr", "n_resblocks": 16, "n_feats": 64},
+    "rdn": {"name": "rdn", "g0": 64, "n_blocks": 16, "n_layers": 8, "growth": 64},
+}
+
+
+def config_from_spec(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """Translate the official `{'name': 'liif', 'args': {...}}` spec into our LIIF settings."""
+    if spec.get("name") != "liif":
+        raise ModelError(f"{source} holds a {spec.get('name')!r} model; only LIIF checkpoints are supported")
+    args = spec.get("args", {})
+    enc = args.get("encoder_spec", {})
+    enc_args = enc.get("args", {})
+    if enc.get("name") not in OFFICIAL_ENCODERS or not enc_args.get("no_upsampling", False):
+        raise ModelError(f"{source}: unsupported LIIF encoder {enc.get('name')!r} (supported: edsr-baseline, rdn)")
+    imnet = args.get("imnet_spec", {})
+    if imnet.get("name") != "mlp":
+        raise ModelError(f"{source}: unsupported LIIF decoder {imnet.get('name')!r} (expected mlp)")
+    return {
+        "encoder": dict(OFFICIAL_ENCODERS[enc["name"]]),
+        "hidden": list(imnet.get("args", {}).get("hidden_list", [256, 256, 256, 256])),
+        "local_ensemble": bool(args.get("local_ensemble", True)),
+        "feat_unfold": bool(args.get("feat_unfold", True)),
+        "cell_decode": bool(args.get("cell_decode", True)),
+    }
+
+
+def load_official(path: Path) -> LoadedModel:
+    """Load an official LIIF `.pth`; a corrupt or foreign file raises ModelError, never runs arbitrary code."""
+    source = str(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{source} is not a loadable checkpoint ({first})") from None
+    spec = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(spec, dict) or "sd" not in spec:
+        raise ModelError(f"{source} is not an official LIIF checkpoint (no 'model' with 'sd'); use .safetensors")
+    config = config_from_spec(spec, source)
+    module = build("liif", config)
+    state = {k: v for k, v in spec["sd"].items() if not k.startswith(IGNORED_PREFIXES)}
+    load_state_strict(module, state, source)
+    name = f"liif-{ckpt['model']['args']['encoder_spec']['name']}:{path.name}"
+    return LoadedModel(module.eval(), describe(name, "liif", config, module, has_weights=True, source=source))
