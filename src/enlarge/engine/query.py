@@ -44,7 +44,10 @@ def query_grid(
     out_size: tuple[int, int],
     chunk: int = QUERY_CHUNK,
 ) -> torch.Tensor:
-    """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols), rows/cols in global coordinates."""
+    """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols), rows/cols in global coordinates.
+
+    Models with a `query_grid(feats, ys, xs, cell)` fast path get whole row bands; others get flattened points.
+    """
     big_h, big_w = out_size
     ys = to_local(rows, frame.top, frame.height, frame.full[0])
     xs = to_local(cols, frame.left, frame.width, frame.full[1])
@@ -52,11 +55,15 @@ def query_grid(
     cell = torch.tensor(
         [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width], dtype=rows.dtype
     )
+    grid_path = getattr(model, "query_grid", None)
     n_cols = len(xs)
     rows_per_chunk = max(1, chunk // max(n_cols, 1))
     pieces = []
     for start in range(0, len(ys), rows_per_chunk):
         y = ys[start : start + rows_per_chunk]
+        if grid_path is not None:
+            pieces.append(grid_path(feats, y, xs, cell).float()[0].permute(1, 2, 0))
+            continue
         coord = torch.stack(torch.meshgrid(y, xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
         cells = cell.expand(1, coord.shape[1], 2)
         rgb = model.query(feats, coord, cells).float()

@@ -26,27 +26,37 @@ class Neighbour:
     rel_coord: torch.Tensor  # B×Q×2: query minus the cell centre, in units of one LR pixel's half-size ×2 (as LIIF)
 
 
-def neighbours(coord: torch.Tensor, feat_hw: tuple[int, int], ensemble: bool = True) -> list[Neighbour]:
-    """The four nearest feature cells of each query (or the one nearest, without the ensemble).
+def axis_neighbours(c: torch.Tensor, n: int, ensemble: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Along one axis: for each shift (−1, +1, or 0 without the ensemble), the nearest cell index and the
+    query's offset from that cell's centre in cell half-widths ×2 (LIIF's scaling by the feature size).
 
-    Index arithmetic equivalent to the official `grid_sample(mode='nearest')`. `coord`: B×Q×2 (y, x) in [-1, 1].
-    `rel_coord` is scaled by the feature size, as LIIF feeds it to its MLP.
+    Index arithmetic equivalent to the official `grid_sample(mode='nearest')` on shifted, clamped coordinates.
+    """
+    radius = 1.0 / n  # half a feature cell in coordinate units
+    shifts, eps = ((-1, 1), EPS_SHIFT) if ensemble else ((0,), 0.0)
+    out = []
+    for v in shifts:
+        shifted = (c + (v * radius + eps)).clamp(-1 + EPS_SHIFT, 1 - EPS_SHIFT)
+        # cell index = round((c + 1)/2 · n − 0.5), i.e. floor((c + 1)/2 · n) away from exact ties
+        index = torch.floor((shifted + 1) / 2 * n).long().clamp_(0, n - 1)
+        centre = -1 + (2 * index.to(c.dtype) + 1) / n
+        out.append((index, (c - centre) * n))
+    return out
+
+
+def neighbours(coord: torch.Tensor, feat_hw: tuple[int, int], ensemble: bool = True) -> list[Neighbour]:
+    """The four nearest feature cells of each query (or the one nearest, without the ensemble), in SHIFTS order.
+
+    `coord`: B×Q×2 (y, x) in [-1, 1]; built from `axis_neighbours` so grid and point queries agree exactly.
     """
     h, w = feat_hw
-    size = coord.new_tensor([h, w])
-    radius = 1.0 / size  # half a feature cell in coordinate units
-    shifts, eps = (SHIFTS, EPS_SHIFT) if ensemble else (((0, 0),), 0.0)
-    out = []
-    for vy, vx in shifts:
-        shift = torch.stack([vy * radius[0], vx * radius[1]]) + eps
-        shifted = (coord + shift).clamp(-1 + EPS_SHIFT, 1 - EPS_SHIFT)
-        # cell index = round((c + 1)/2 · n − 0.5), i.e. floor((c + 1)/2 · n) away from exact ties
-        cell = torch.floor((shifted + 1) / 2 * size).long()
-        cell = torch.minimum(cell, (size.long() - 1)).clamp_(min=0)
-        centre = -1 + (2 * cell.to(coord.dtype) + 1) / size
-        rel = (coord - centre) * size
-        out.append(Neighbour(index=cell[..., 0] * w + cell[..., 1], rel_coord=rel))
-    return out
+    along_y = axis_neighbours(coord[..., 0], h, ensemble)
+    along_x = axis_neighbours(coord[..., 1], w, ensemble)
+    return [
+        Neighbour(index=iy * w + ix, rel_coord=torch.stack([ry, rx], dim=-1))
+        for iy, ry in along_y
+        for ix, rx in along_x
+    ]
 
 
 def ensemble_weights(rel_coords: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -18,9 +18,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from enlarge.models.bicubic import TAPS, sample_bicubic
+from enlarge.models.bicubic import TAPS, bicubic_grid, sample_bicubic
 from enlarge.models.encoders import EDSR, conv3x3
-from enlarge.models.ensemble import ensemble_weights, gather_rows, neighbours
+from enlarge.models.ensemble import AREA_EPS, axis_neighbours, ensemble_weights, gather_rows, neighbours
 from enlarge.models.mlp import MLP
 
 GEOMETRY_DIMS = 4  # relative coordinate (y, x) and relative cell (h, w)
@@ -71,6 +71,31 @@ class Lite(nn.Module):
         weights = ensemble_weights([nb.rel_coord for nb in cands])
         residual = sum(p * wgt.unsqueeze(-1) for p, wgt in zip(preds, weights))
         return sample_bicubic(feats.lr, coord) + residual * NORM_STD
+
+    def query_grid(self, feats: LiteFeatures, ys: torch.Tensor, xs: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Grid fast path (batch 1), equal to `query` on the flattened grid: neighbours, offsets and ensemble
+        weights are separable per row and column, so the geometry term is a row vector plus a column vector
+        and no per-pixel coordinate tensor is built. Returns 1×3×len(ys)×len(xs).
+        """
+        hidden = feats.hidden[0].permute(1, 2, 0)  # h×w×hidden
+        h, w = hidden.shape[:2]
+        weight = self.from_geometry.weight  # hidden×4: (rel y, rel x, cell h, cell w)
+        constant = weight[:, 2] * (cell[0] * h) + weight[:, 3] * (cell[1] * w)
+        along_y = axis_neighbours(ys, h)
+        along_x = axis_neighbours(xs, w)
+        areas = [
+            torch.outer(ry.abs(), rx.abs()) + AREA_EPS for _, ry in along_y for _, rx in along_x
+        ]
+        total = torch.stack(areas).sum(dim=0)
+        residual = 0
+        for k, ((iy, ry), (ix, rx)) in enumerate((a, b) for a in along_y for b in along_x):
+            # add the row term at LR width, before the columns are gathered out to full width
+            rows = hidden.index_select(0, iy) + (torch.outer(ry, weight[:, 0]) + constant).unsqueeze(1)
+            pre = rows.index_select(1, ix) + torch.outer(rx, weight[:, 1])  # rows×cols×hidden
+            opposite = areas[len(areas) - 1 - k]
+            residual = residual + self.head(pre) * (opposite / total).unsqueeze(-1)
+        skip = bicubic_grid(feats.lr, ys, xs)
+        return skip + residual.permute(2, 0, 1).unsqueeze(0) * NORM_STD
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.query(self.encode(lr), coord, cell)

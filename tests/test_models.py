@@ -1,0 +1,124 @@
+"""The model family: official LIIF parity, checkpoint layouts, registry rules, and fast paths equal to the reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import FIXTURES, require
+from enlarge.coords import axis_coords, make_coord
+from enlarge.engine import render
+from enlarge.engine.query import Frame, query_grid
+from enlarge.errors import ModelError
+from enlarge.models import SPECS, build, create, load_model
+from enlarge.models.official import config_from_spec
+from enlarge.models.registry import LoadedModel, describe
+
+GOLDEN_SIZES = [(120, 100), (192, 160), (350, 292), (96, 100)]  # (W, H) of the official outputs
+GOLDEN_TOL = 1e-5
+
+
+def _fixture_input() -> torch.Tensor:
+    img = np.asarray(Image.open(require(FIXTURES / "input.png", "golden LIIF input")).convert("RGB"), np.float32)
+    return torch.from_numpy(img / 255).permute(2, 0, 1)[None]
+
+
+def tiny(arch: str, **config) -> LoadedModel:
+    torch.manual_seed(0)
+    module = build(arch, config).eval()
+    return LoadedModel(module, describe(f"tiny-{arch}", arch, config, module, has_weights=False))
+
+
+@pytest.mark.parametrize("size", GOLDEN_SIZES)
+def test_official_golden_outputs(size):
+    """Our LIIF on the official checkpoint reproduces the official code's float outputs."""
+    model = load_model(require(FIXTURES / "edsr-baseline-liif-random.pth", "official LIIF checkpoint"))
+    expected = np.load(FIXTURES / f"expected_{size[0]}x{size[1]}.npy")
+    out = render(model, _fixture_input(), (size[1], size[0])).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    assert out.shape == expected.shape
+    assert np.abs(out - expected).max() <= GOLDEN_TOL
+
+
+def test_official_rdn_layout_matches_our_module():
+    """The published RDN-LIIF spec builds our module with exactly the official keys and shapes."""
+    layout = json.loads(require(FIXTURES / "rdn-liif-layout.json", "RDN-LIIF layout").read_text())
+    module = build("liif", config_from_spec(layout["spec"], "rdn-liif.pth"))
+    official = {k: tuple(v) for k, v in layout["shapes"].items() if not k.startswith("encoder.sub_mean")
+                and not k.startswith("encoder.add_mean")}
+    ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    assert ours == official
+
+
+def test_foreign_and_corrupt_checkpoints_raise_model_error(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ModelError, match="not a loadable checkpoint"):
+        load_model(junk)
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
+    with pytest.raises(ModelError, match="not an official LIIF checkpoint"):
+        load_model(foreign)
+    with pytest.raises(ModelError, match="unknown model"):
+        load_model("no-such-model")
+
+
+def test_weighted_models_never_run_random():
+    """A registered model without bundled weights refuses to load as if trained."""
+    assert SPECS["liif-edsr-baseline"].needs_weights
+    with pytest.raises(ModelError, match="no bundled weights"):
+        create("liif-edsr-baseline")
+    assert create("bicubic").descriptor.has_weights
+
+
+@pytest.mark.parametrize("arch,config", [
+    ("lite", {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]}),
+    ("bicubic", {}),
+])
+@pytest.mark.parametrize("out_hw", [(57, 80), (69, 93), (46, 62), (100, 31)])
+def test_grid_fast_path_equals_point_query(arch, config, out_hw):
+    """The separable grid path gives the same colours as querying every pixel as a point."""
+    model = tiny(arch, **config).module
+    lr = torch.rand(1, 3, 23, 31)
+    frame = Frame(0, 0, 23, 31, (23, 31))
+
+    class PointsOnly(torch.nn.Module):
+        def query(self, *args):
+            return model.query(*args)
+
+    with torch.inference_mode():
+        feats = model.encode(lr)
+        rows, cols = axis_coords(out_hw[0]), axis_coords(out_hw[1])
+        fast = query_grid(model, feats, frame, rows, cols, out_hw)
+        slow = query_grid(PointsOnly(), feats, frame, rows, cols, out_hw)
+    assert (fast - slow).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("arch,config", [
+    ("liif", {"encoder": {"name": "edsr", "n_resblocks": 2, "n_feats": 8}, "hidden": [16, 16]}),
+    ("lite", {"n_feats": 8, "n_resblocks": 2, "hidden": 16, "head": [8]}),
+])
+def test_tiled_equals_untiled(arch, config):
+    """Tiles overlapped by the receptive field reproduce the whole-image output (≤ 1/255; in practice ~1e-6)."""
+    model = tiny(arch, **config)
+    lr = torch.rand(1, 3, 37, 29)
+    whole = render(model, lr, (97, 75))
+    tiled = render(model, lr, (97, 75), tile=10)
+    assert (whole - tiled).abs().max() <= 1e-4
+
+
+def test_bicubic_is_exact_on_integer_grid_at_scale_one():
+    """At ×1 the cubic kernel interpolates: the output is the input."""
+    model = create("bicubic")
+    lr = torch.rand(1, 3, 9, 7)
+    assert torch.allclose(render(model, lr, (9, 7)), lr, atol=1e-6)
+
+
+def test_make_coord_convention():
+    coord = make_coord((2, 4), flatten=False)
+    assert coord.shape == (2, 4, 2)
+    assert torch.allclose(coord[:, 0, 0], torch.tensor([-0.5, 0.5]))  # y first
+    assert torch.allclose(coord[0, :, 1], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
