@@ -49,9 +49,9 @@ def load_official(path: Path) -> LoadedModel:
     source = str(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{source} is not a loadable checkpoint ({first})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+        # PyTorch's own message suggests weights_only=False, which would run untrusted code: never pass it on
+        raise ModelError(f"{source} is not a loadable checkpoint (corrupt, or not a PyTorch file)") from None
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or "sd" not in spec:
         raise ModelError(f"{source} is not an official LIIF checkpoint (no 'model' with 'sd'); use .safetensors")

@@ -148,7 +148,10 @@ def load_safetensors(path: Path) -> LoadedModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    card = ModelCard.read(card_path_for(path))
+    card_path = card_path_for(path)
+    if not card_path.exists():
+        raise ModelError(f"{path} has no model card {card_path.name} beside it; weights need their card to load")
+    card = ModelCard.read(card_path)
     module = build(card.arch, card.config)
     try:
         state = load_file(str(path))

@@ -1,0 +1,121 @@
+"""`enlarge upscale`: parse the arguments, load the model once, enlarge each input, print one line per image.
+
+A bad file in a batch is reported (`error: FILE: message` on stderr) and skipped; the exit status is non-zero
+at the end if any failed. Settings that apply to every file (size, model, limits) fail at once, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tqdm import tqdm
+
+from enlarge.engine.render import Progress
+from enlarge.errors import EnlargeError
+from enlarge.imageio import parse_color
+from enlarge.sizing import DEFAULT_FIT, DEFAULT_MAX_OUTPUT_MP, FITS, SizeRequest, parse_length, parse_scale, parse_size
+from enlarge.upscaler import DEFAULT_MAX_INPUT_MP, Result, Upscaler, max_input_pixels, plan_outputs
+
+EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
+PROGRESS_DELAY_S = 1.0  # the bar appears only for work that takes longer than this
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `upscale` command to the `enlarge` parser."""
+    parser = sub.add_parser(
+        "upscale",
+        help="enlarge images by a scale or to a size",
+        description="Enlarge images by any factor. Without -o, NAME_x2.EXT (or NAME_WxH.EXT) is written beside "
+        "each input; with several inputs, folders or patterns, -o names a folder.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images or glob patterns")
+    parser.add_argument("-o", "--output", metavar="OUT", help="output file (one input) or folder")
+    size = parser.add_argument_group("output size: --scale, --size, or --width and/or --height")
+    size.add_argument("--scale", metavar="S", help="scale factor, e.g. 2 or 2.5")
+    size.add_argument("--size", metavar="WxH", help="target box in pixels, shaped by --fit")
+    size.add_argument("--width", metavar="W", help="output width; the height keeps the aspect ratio")
+    size.add_argument("--height", metavar="H", help="output height; the width keeps the aspect ratio")
+    size.add_argument(
+        "--fit", choices=FITS, default=DEFAULT_FIT,
+        help="how the image meets --size: contain (inside, aspect kept), cover (fill, centre-crop), pad (contain, "
+        "then pad to the box), stretch (exact box, aspect not kept); default %(default)s",
+    )
+    parser.add_argument("--model", metavar="NAME|PATH", help="model name (see `enlarge models`) or weights file")
+    parser.add_argument("--tile", type=int, metavar="N", help="tile size in input pixels (default: automatic)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--quality", type=int, metavar="Q", help="JPEG/WebP quality (1-100)")
+    parser.add_argument(
+        "--background", metavar="COLOR",
+        help="colour to flatten transparency onto (needed for JPEG output of transparent images) and to fill "
+        "--fit pad borders of opaque images (default black), e.g. white or #ffffff",
+    )
+    parser.add_argument(
+        "--max-input-mp", type=float, default=DEFAULT_MAX_INPUT_MP, metavar="MP",
+        help="refuse inputs above this many megapixels (default %(default)g)",
+    )
+    parser.add_argument(
+        "--max-output-mp", type=float, default=DEFAULT_MAX_OUTPUT_MP, metavar="MP",
+        help="refuse outputs above this many megapixels (default %(default)g)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Enlarge every input; returns 0 if all succeeded, EXIT_SOME_FAILED otherwise."""
+    request = SizeRequest(
+        scale=parse_scale(args.scale) if args.scale is not None else None,
+        size=parse_size(args.size) if args.size is not None else None,
+        width=parse_length(args.width, "--width") if args.width is not None else None,
+        height=parse_length(args.height, "--height") if args.height is not None else None,
+        fit=args.fit,
+        max_output_mp=args.max_output_mp,
+    )
+    max_pixels = max_input_pixels(args.max_input_mp)
+    background = parse_color(args.background) if args.background is not None else None
+    upscaler = Upscaler(args.model, device=args.device, threads=args.threads, tile=args.tile)
+    pairs = plan_outputs(args.inputs, request, args.output)  # last: it may create the output folder
+    show_progress = not args.json and sys.stderr.isatty()
+    failures = 0
+    for source, target in pairs:
+        try:
+            with progress_bar(str(source), show_progress) as progress:
+                result = upscaler.enlarge_file(
+                    source, target, request, max_pixels=max_pixels, overwrite=args.overwrite,
+                    quality=args.quality, background=background, progress=progress,
+                )
+        except EnlargeError as exc:
+            failures += 1
+            print(f"error: {source}: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"input": str(source), "error": str(exc)}), flush=True)
+            continue
+        print(json.dumps(result.to_dict()) if args.json else summary(result), flush=True)
+    return EXIT_SOME_FAILED if failures else 0
+
+
+def summary(result: Result) -> str:
+    """`input WxH → output WxH, model, seconds`."""
+    (in_w, in_h), (out_w, out_h) = result.input_size, result.output_size
+    return f"{result.input} {in_w}x{in_h} → {result.output} {out_w}x{out_h}, {result.model}, {result.seconds:.2f} s"
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Progress | None]:
+    """A tqdm bar over tiles on stderr, shown only after PROGRESS_DELAY_S; yields the engine's progress callback."""
+    if not enabled:
+        yield None
+        return
+    with tqdm(desc=label, unit="tile", file=sys.stderr, leave=False, delay=PROGRESS_DELAY_S) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
