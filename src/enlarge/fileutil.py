@@ -6,12 +6,21 @@ import os
 import tempfile
 from pathlib import Path
 
+FILE_MODE = 0o666  # what open() would ask for; the process umask then applies, as for any ordinary file
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to a temp file in the target folder, fsync, then rename over `path`."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE & ~_umask())  # mkstemp creates 0600; outputs should be as readable as any file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,0 +1,34 @@
+"""`enlarge train CONFIG.yaml`: start or resume a training run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from enlarge.training.checkpoint import LAST
+from enlarge.training.loop import train_from_file
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a model from a YAML config (see configs/)")
+    parser.add_argument("config", type=Path, help="training config, e.g. configs/lite.yaml")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue from runs/NAME/last.pt")
+    resume.add_argument("--resume-from", type=Path, metavar="PATH", help="continue from this checkpoint file")
+    parser.add_argument("--steps", type=int, help="total steps (overrides the config)")
+    parser.add_argument("--name", help="run name (default: the config file's name); the run lives in runs/NAME")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = train_from_file(args.config, name=args.name, resume=args.resume, resume_from=args.resume_from,
+                             steps=args.steps)
+    best = f"; best val Y-PSNR {result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else ""
+    if result.stopped_by:
+        print(f"stopped by {result.stopped_by} at step {result.step}/{result.total}; checkpoint "
+              f"{result.run_dir / LAST}{best}\ncontinue with: enlarge train {args.config} --resume --name {result.name}",
+              file=sys.stderr)
+    else:
+        print(f"{result.name}: step {result.step}/{result.total} in {result.run_dir}{best}", file=sys.stderr)
+    return 0

@@ -1,0 +1,184 @@
+"""Training data: HR images decoded once into memory, and random LR/HR query samples made from them.
+
+Every random choice of a sample comes from a generator seeded with (seed, step, index in batch), so a batch is a
+pure function of the step: a resumed run draws exactly the samples an uninterrupted one would, with no RNG state
+to save. Batches are made one or two steps ahead on a background thread while the model trains.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from enlarge.coords import make_coord
+from enlarge.errors import ConfigError, InputError
+from enlarge.resize import imresize
+from enlarge.training.config import TrainConfig
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+LEVELS = 255.0
+FLIP_CHANCE = 0.5
+PREFETCH = 2  # batches made ahead of the training step
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The settings that shape one sample."""
+
+    patch: int
+    scale_min: float
+    scale_max: float
+    sample_q: int
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> Sampling:
+        return cls(config.patch, config.scale_min, config.scale_max, config.sample_q)
+
+    @property
+    def largest_crop(self) -> int:
+        """HR crop side at the top scale: every training image must be at least this big."""
+        return round(self.patch * self.scale_max)
+
+
+@dataclass
+class Batch:
+    """One training batch: LR inputs B×3×p×p, query coordinates and cells B×Q×2, target RGB B×Q×3."""
+
+    lr: torch.Tensor
+    coord: torch.Tensor
+    cell: torch.Tensor
+    gt: torch.Tensor
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, in a fixed (sorted) order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """An image file as an H×W×3 uint8 array."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"cannot decode training image {path}: {exc}") from None
+
+
+def load_training_images(
+    root: Path, train_dirs: Sequence[str], exclude: Sequence[str], min_size: int
+) -> tuple[list[np.ndarray], int]:
+    """Decode every image of `train_dirs` under `root`, except the `exclude` paths (relative to `root`).
+
+    Images smaller than `min_size` on either side cannot give a full crop and are skipped; returns the images and
+    how many were skipped.
+    """
+    held_out = {(root / item).resolve() for item in exclude}
+    images: list[np.ndarray] = []
+    skipped = 0
+    for name in train_dirs:
+        folder = root / name
+        if not folder.is_dir():
+            raise ConfigError(f"training folder {folder} not found (relative paths start at the current folder)")
+        for path in find_images(folder):
+            if path.resolve() in held_out:
+                continue
+            image = decode_rgb(path)
+            if min(image.shape[:2]) < min_size:
+                skipped += 1
+                continue
+            images.append(image)
+    if not images:
+        raise ConfigError(f"no usable training images (at least {min_size}×{min_size}) in {', '.join(train_dirs)}")
+    return images, skipped
+
+
+def sample_rng(seed: int, step: int, index: int) -> np.random.Generator:
+    """The generator of sample `index` of the batch for `step` (0-based)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, step, index]))
+
+
+def make_sample(
+    images: Sequence[np.ndarray], sampling: Sampling, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One sample: a random HR crop of round(patch·s)² at s ~ U(scale_min, scale_max), flipped/transposed at
+    random, its MATLAB-bicubic LR (patch², 8-bit levels like benchmark LR images), and `sample_q` random HR pixels
+    as queries. Returns (lr 3×p×p, coord Q×2, cell Q×2, gt Q×3)."""
+    image = images[rng.integers(len(images))]
+    scale = rng.uniform(sampling.scale_min, sampling.scale_max)
+    size = round(sampling.patch * scale)
+    top = rng.integers(image.shape[0] - size + 1)
+    left = rng.integers(image.shape[1] - size + 1)
+    crop = image[top : top + size, left : left + size]
+    hflip, vflip, transpose = rng.random(3) < FLIP_CHANCE
+    if hflip:
+        crop = crop[:, ::-1]
+    if vflip:
+        crop = crop[::-1]
+    if transpose:
+        crop = crop.transpose(1, 0, 2)
+    hr = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / LEVELS
+    lr = imresize(hr, output_size=(sampling.patch, sampling.patch), quantize=True).clamp(0, 1)
+    index = torch.from_numpy(rng.choice(size * size, sampling.sample_q, replace=False))
+    coord = make_coord((size, size))[index]
+    cell = torch.tensor([2.0 / size, 2.0 / size]).expand(sampling.sample_q, 2).clone()
+    gt = hr.reshape(3, -1).t()[index]
+    return lr, coord, cell, gt
+
+
+def make_batch(images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, step: int) -> Batch:
+    """The batch for `step`: sample i drawn from `sample_rng(seed, step, i)`."""
+    parts = [make_sample(images, sampling, sample_rng(seed, step, i)) for i in range(batch_size)]
+    lr, coord, cell, gt = (torch.stack(group) for group in zip(*parts))
+    return Batch(lr=lr, coord=coord, cell=cell, gt=gt)
+
+
+class Prefetcher:
+    """Makes the batches of steps `start`…`stop-1` in order on a background thread, `PREFETCH` ahead."""
+
+    def __init__(
+        self, images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, start: int, stop: int
+    ) -> None:
+        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=PREFETCH)
+        self._closed = threading.Event()
+        self._args = (images, sampling, batch_size, seed)
+        self._thread = threading.Thread(target=self._work, args=(start, stop), name="enlarge-data", daemon=True)
+        self._thread.start()
+
+    def _work(self, start: int, stop: int) -> None:
+        try:
+            for step in range(start, stop):
+                if not self._put(make_batch(*self._args, step)):
+                    return
+        except BaseException as exc:  # handed to the training thread, which re-raises it
+            self._put(exc)
+
+    def _put(self, item: Batch | BaseException) -> bool:
+        """Queue `item`, waiting for room; False once the prefetcher is closed."""
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the worker (it may be blocked waiting for room) and wait for it."""
+        self._closed.set()
+        self._thread.join()

@@ -1,0 +1,123 @@
+"""Export a training run as shippable weights: `NAME.safetensors` (fp32) plus the `NAME.json` model card.
+
+The card records how to rebuild the module, its size and compute cost, the scales it was trained on, and where
+the training images came from with their licence terms, so the weights carry their provenance with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save as safetensors_bytes
+
+from enlarge.errors import ConfigError
+from enlarge.fileutil import atomic_write_bytes
+from enlarge.models.card import ModelCard, card_path_for
+from enlarge.models.macs import count_macs
+from enlarge.models.registry import SPECS, WEIGHTS_PACKAGE, build, load_state_strict, parameter_count
+from enlarge.training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, load_state
+from enlarge.training.config import config_from_dict
+
+WHICH = ("best", "last")
+DEFAULT_PRECISION = "fp32"  # safe everywhere; a calibration tool may record a faster choice in the card
+
+
+@dataclass(frozen=True)
+class DataLicence:
+    """Licence terms of a training folder, and whether they restrict the weights to non-commercial use."""
+
+    note: str
+    non_commercial: bool = False
+
+
+DATA_LICENCES = {
+    "BSD400": DataLicence("BSDS500 images (Berkeley): non-commercial research use only", non_commercial=True),
+    "Kodak24": DataLicence("Kodak Lossless True Color Image Suite: released for unrestricted use"),
+    "WikiPhotos": DataLicence(
+        "Wikipedia photos: mostly CC BY / CC BY-SA, attribution required (see WikiPhotos/ATTRIBUTION_README.md)"
+    ),
+}
+UNKNOWN_LICENCE = DataLicence("licence unknown: check the source of these images before redistributing")
+LICENSE_RESTRICTED = "weights for non-commercial research use (trained on images with non-commercial terms)"
+LICENSE_OPEN = "weights under the package's MIT licence; see training.data for the image licences"
+
+
+@dataclass
+class ExportResult:
+    """The files written and the card they carry."""
+
+    weights: Path
+    card_path: Path
+    card: ModelCard
+
+
+def default_weights_dir() -> Path:
+    """The package's own weights folder: what `create(name)` loads and the wheel ships."""
+    return Path(str(resources.files(WEIGHTS_PACKAGE)))
+
+
+def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str = "best") -> ExportResult:
+    """Write `NAME.safetensors` + `NAME.json` from the `which` (best/last) weights of the run in `run_dir`."""
+    if which not in WHICH:
+        raise ConfigError(f"--which must be one of {', '.join(WHICH)}, not {which!r}")
+    run_dir = Path(run_dir)
+    checkpoint = load_checkpoint(run_dir / LAST)
+    config = config_from_dict(checkpoint.config, source=str(run_dir / LAST))
+    state = checkpoint.model
+    if which == "best":
+        if not (run_dir / BEST).exists():
+            raise ConfigError(f"{run_dir} has no {BEST} (no validation ran yet); export with --which last")
+        state = load_state(run_dir / BEST)
+    arch, model_config = config.model.resolved()
+    module = build(arch, model_config)
+    load_state_strict(module, state, str(run_dir / (BEST if which == "best" else LAST)))
+    module.eval()
+
+    description = (
+        SPECS[config.model.name].description if config.model.name in SPECS else f"{arch} model trained by enlarge train"
+    )
+    card = ModelCard(
+        name=name,
+        arch=arch,
+        config=model_config,
+        description=description,
+        parameters=parameter_count(module),
+        macs_per_output_pixel=count_macs(module),
+        trained_scales=(config.scale_min, config.scale_max),
+        default_precision=DEFAULT_PRECISION,
+        training=training_record(checkpoint, config.data.train_dirs, config.data.data_root, which),
+        license=LICENSE_RESTRICTED if any(licence_of(d).non_commercial for d in config.data.train_dirs) else LICENSE_OPEN,
+    )
+    out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
+    if not out_dir.is_dir():
+        raise ConfigError(f"output folder {out_dir} does not exist")
+    weights = out_dir / f"{name}.safetensors"
+    tensors = {k: v.float().contiguous() for k, v in module.state_dict().items()}
+    atomic_write_bytes(weights, safetensors_bytes(tensors, metadata={"format": "pt", "name": name}))
+    card_path = card_path_for(weights)
+    card.write(card_path)
+    return ExportResult(weights, card_path, card)
+
+
+def licence_of(folder: str) -> DataLicence:
+    """The licence terms of a training folder, by its last path component."""
+    return DATA_LICENCES.get(Path(folder).name, UNKNOWN_LICENCE)
+
+
+def training_record(checkpoint: Checkpoint, train_dirs: list[str], data_root: str, which: str) -> dict[str, Any]:
+    """The card's `training` section: data and licences, steps, wall time, precision, validation."""
+    return {
+        "data": [{"folder": d, "licence": licence_of(d).note} for d in train_dirs],
+        "data_root": data_root,
+        "steps": checkpoint.step,
+        "wall_time_s": round(checkpoint.elapsed_s, 1),
+        "precision": checkpoint.precision,
+        "threads": checkpoint.threads,
+        "weights": which,
+        "best_val_psnr_y": checkpoint.best_psnr,
+        "best_step": checkpoint.best_step,
+        "config_hash": checkpoint.config_hash,
+    }

@@ -1,0 +1,295 @@
+"""The training loop: L1 loss, Adam, step-based MultiStepLR, optional bf16 autocast, periodic validation and
+atomic checkpoints, stopping cleanly on SIGTERM/SIGINT.
+
+A resumed run continues bit for bit: batches depend only on (seed, step), and the checkpoint holds the exact
+model, optimizer and scheduler state. Bit-identity also needs the same thread count (reductions split by thread).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from enlarge.engine.render import precision_context, render
+from enlarge.errors import ConfigError
+from enlarge.fileutil import atomic_write_text
+from enlarge.metrics import psnr
+from enlarge.models.registry import LoadedModel, build, describe, load_state_strict, parameter_count
+from enlarge.resize import imresize
+from enlarge.training.checkpoint import BEST, LAST, LOG, Checkpoint, fp32_state, load_checkpoint, save_checkpoint, save_state
+from enlarge.training.config import TrainConfig, load_config, resolve_precision, resolve_threads
+from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, decode_rgb, load_training_images
+
+CPU = torch.device("cpu")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MEGA = 1e6
+PROGRESS_INTERVAL_S = 1.0  # progress bar refresh: readable in a log file, cheap at any step rate
+
+
+@dataclass
+class TrainResult:
+    """Where a run stands when `train` returns."""
+
+    name: str
+    run_dir: Path
+    step: int
+    total: int
+    stopped_by: str | None  # the signal's name if stopped early, None if the run reached `total`
+    best_psnr: float | None
+    best_step: int | None
+
+
+@dataclass
+class ValImage:
+    """A held-out image: its HR centre crop and the matching bicubic LR at each validation scale."""
+
+    name: str
+    hr: torch.Tensor  # 1×3×C×C
+    lr: dict[int, torch.Tensor]  # scale → 1×3×(C/s)×(C/s)
+
+
+def train_from_file(
+    config_path: Path,
+    name: str | None = None,
+    resume: bool = False,
+    resume_from: Path | None = None,
+    steps: int | None = None,
+) -> TrainResult:
+    """Start, or with `resume` / `resume_from` continue, the run `name` (default: the config file's stem).
+
+    `steps` overrides the config's total. A new run refuses to overwrite a run folder that has a checkpoint.
+    """
+    config = load_config(config_path)
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    if resume and resume_from is not None:
+        raise ConfigError("give either --resume or --resume-from, not both")
+    name = name or Path(config_path).stem
+    run_dir = config.run_path(name)
+    source = run_dir / LAST if resume else resume_from
+    if source is None and (run_dir / LAST).exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or a new --name")
+    checkpoint = load_checkpoint(source) if source is not None else None
+    return train(config, name, run_dir, checkpoint)
+
+
+def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint | None = None) -> TrainResult:
+    """Train `config` in `run_dir` from scratch or from `checkpoint` up to `config.steps` steps."""
+    config_hash = config.identity_hash()
+    if checkpoint is not None and checkpoint.config_hash != config_hash:
+        raise ConfigError(
+            f"the checkpoint was made with a different config (hash {checkpoint.config_hash}, now {config_hash}); "
+            "only steps, threads, logging, validation and checkpoint settings may change on resume"
+        )
+    precision = checkpoint.precision if checkpoint is not None else resolve_precision(config.precision)
+    threads = resolve_threads(config.threads)
+    torch.set_num_threads(threads)
+    start = checkpoint.step if checkpoint is not None else 0
+    if checkpoint is not None:
+        if checkpoint.threads != threads:
+            _say(f"warning: the checkpoint ran on {checkpoint.threads} threads, now {threads}: "
+                 "the result will not be bit-identical to an uninterrupted run")
+        if start >= config.steps:
+            _say(f"{name}: already at step {start} of {config.steps}; raise --steps to train further")
+            return TrainResult(name, run_dir, start, config.steps, None, checkpoint.best_psnr, checkpoint.best_step)
+
+    torch.manual_seed(config.seed)
+    arch, model_config = config.model.resolved()
+    module = build(arch, model_config)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
+    if checkpoint is not None:
+        load_state_strict(module, checkpoint.model, "checkpoint")
+        optimizer.load_state_dict(checkpoint.optimizer)
+        scheduler.load_state_dict(checkpoint.scheduler)
+
+    sampling = Sampling.from_config(config)
+    images, skipped = load_training_images(
+        config.data.root, config.data.train_dirs, config.data.val_list, sampling.largest_crop
+    )
+    val_images = load_val_images(config)
+    descriptor = describe(name, arch, model_config, module, has_weights=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _say(
+        f"{name}: {arch} ({parameter_count(module) / MEGA:.3f} M parameters), {len(images)} training images"
+        f"{f' ({skipped} too small, skipped)' if skipped else ''}, {len(val_images)} validation images, "
+        f"{precision}, {threads} threads, step {start} → {config.steps}, run folder {run_dir}"
+    )
+
+    best_psnr = checkpoint.best_psnr if checkpoint is not None else None
+    best_step = checkpoint.best_step if checkpoint is not None else None
+    elapsed_before = checkpoint.elapsed_s if checkpoint is not None else 0.0
+    session_start = time.monotonic()
+
+    def snapshot(step: int) -> Checkpoint:
+        return Checkpoint(
+            step=step, model=fp32_state(module), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            config=config.to_dict(), config_hash=config_hash, name=name, precision=precision, threads=threads,
+            best_psnr=best_psnr, best_step=best_step, elapsed_s=elapsed_before + time.monotonic() - session_start,
+        )
+
+    log = RunLog(run_dir / LOG, keep_until=start)
+    prefetch = Prefetcher(images, sampling, config.batch_size, config.seed, start, config.steps)
+    bar = tqdm(total=config.steps, initial=start, unit="step", desc=name, dynamic_ncols=True, file=sys.stderr,
+               mininterval=PROGRESS_INTERVAL_S)
+    window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+    step = start
+    try:
+        with stop_signals() as stop:
+            while step < config.steps and stop.signum is None:
+                loss = train_step(module, optimizer, next(prefetch), precision)
+                scheduler.step()
+                step += 1
+                window_loss += loss
+                window_steps += 1
+                bar.update()
+                bar.set_postfix(loss=f"{window_loss / window_steps:.4f}", refresh=False)
+                if step % config.log_every == 0:
+                    now = time.monotonic()
+                    log.write(step=step, loss=window_loss / window_steps, lr=scheduler.get_last_lr()[0],
+                              steps_per_s=window_steps / (now - window_start))
+                    window_loss, window_steps, window_start = 0.0, 0, now
+                if val_images and (step % config.val_every == 0 or step == config.steps):
+                    scores = validate(LoadedModel(module, descriptor), val_images)
+                    mean = sum(scores.values()) / len(scores)
+                    improved = best_psnr is None or mean > best_psnr
+                    if improved:
+                        best_psnr, best_step = mean, step
+                        save_state(run_dir / BEST, fp32_state(module))
+                    log.write(step=step, val_psnr=mean, val_psnr_by_scale={f"x{s}": v for s, v in scores.items()},
+                              best=improved)
+                    bar.write(f"step {step}: val Y-PSNR {mean:.3f} dB "
+                              f"({', '.join(f'x{s} {v:.2f}' for s, v in scores.items())}), best {best_psnr:.3f}",
+                              file=sys.stderr)
+                if stop.signum is not None:
+                    bar.write(f"{signal.Signals(stop.signum).name}: saving a checkpoint at step {step}", file=sys.stderr)
+                if step % config.checkpoint_every == 0 or step == config.steps or stop.signum is not None:
+                    save_checkpoint(run_dir / LAST, snapshot(step))
+    finally:
+        prefetch.close()
+        bar.close()
+        log.close()
+    stopped_by = signal.Signals(stop.signum).name if stop.signum is not None else None
+    return TrainResult(name, run_dir, step, config.steps, stopped_by, best_psnr, best_step)
+
+
+def train_step(module: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, precision: str) -> float:
+    """One optimisation step on `batch`; L1 loss computed in fp32 whatever the autocast precision."""
+    module.train()
+    with precision_context(precision, CPU):
+        pred = module(batch.lr, batch.coord, batch.cell)
+    loss = F.l1_loss(pred.float(), batch.gt)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def load_val_images(config: TrainConfig) -> list[ValImage]:
+    """Centre crops (`val_crop`²) of the held-out images with their 8-bit bicubic LR at each validation scale."""
+    result = []
+    crop = config.val_crop
+    for item in config.data.val_list:
+        path = config.data.root / item
+        if not path.is_file():
+            raise ConfigError(f"validation image {path} not found")
+        image = decode_rgb(path)
+        h, w = image.shape[:2]
+        if min(h, w) < crop:
+            raise ConfigError(f"validation image {path} is smaller than val_crop ({crop})")
+        top, left = (h - crop) // 2, (w - crop) // 2
+        hr = torch.from_numpy(image[top : top + crop, left : left + crop].copy()).permute(2, 0, 1).float() / LEVELS
+        lr = {s: imresize(hr, output_size=(crop // s, crop // s), quantize=True).clamp(0, 1).unsqueeze(0)
+              for s in config.val_scales}
+        result.append(ValImage(item, hr.unsqueeze(0), lr))
+    return result
+
+
+def validate(model: LoadedModel, images: list[ValImage]) -> dict[int, float]:
+    """Mean Y-PSNR (shave = scale) over `images` at each scale, rendered by the engine in fp32, eval mode."""
+    model.module.eval()
+    scales = sorted(images[0].lr) if images else []
+    scores = {}
+    for scale in scales:
+        values = []
+        for image in images:
+            sr = render(model, image.lr[scale], tuple(image.hr.shape[-2:])).clamp(0, 1)
+            values.append(psnr(sr, image.hr, shave=scale, metric="y"))
+        scores[scale] = sum(values) / len(values)
+    return scores
+
+
+class RunLog:
+    """`log.jsonl`: one JSON object a line; on (re)start, lines past the resumed step are dropped."""
+
+    def __init__(self, path: Path, keep_until: int) -> None:
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                if isinstance(record, dict) and record.get("step", math.inf) <= keep_until:
+                    kept.append(line + "\n")
+        atomic_write_text(path, "".join(kept))
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, **record: Any) -> None:
+        self._file.write(json.dumps({**record, "time": time.time()}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class StopRequest:
+    """Set by the signal handler: the signal number that asked the run to stop."""
+
+    signum: int | None = None
+
+
+@contextmanager
+def stop_signals() -> Iterator[StopRequest]:
+    """While active, SIGTERM/SIGINT ask the loop to stop after the current step; a second one aborts at once.
+
+    The handler only records the signal: printing or saving from inside it could re-enter a lock it interrupted.
+    """
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if request.signum is not None:
+            raise KeyboardInterrupt
+        request.signum = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _say(message: str) -> None:
+    """A status line that does not break the progress bar."""
+    tqdm.write(message, file=sys.stderr)
