@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 results: $(STAMP)
-	$(PY) -m enlarge.results
+	$(PY) scripts/assemble_results.py
 
 clean:
 	rm -rf $(VENV) out
