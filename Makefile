@@ -19,7 +19,7 @@ demo: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/enlarge upscale examples/coffee.png --scale 2.5 -o out/coffee_x2.5.png --overwrite
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
 results: $(STAMP)
@@ -27,3 +27,18 @@ results: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out
+
+# Chromium and its driver for tests/test_serve_browser.py (skipped without them, failed under CI=true).
+.PHONY: browser-deps
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "chromium and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser-deps: no apt-get here; install Chromium and chromedriver by hand" >&2; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && apt-get install -y chromium chromium-driver; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		sudo apt-get update && sudo apt-get install -y chromium chromium-driver; \
+	else \
+		echo "browser-deps: not root and no password-less sudo; run: sudo apt-get install chromium chromium-driver" >&2; \
+	fi

@@ -1,0 +1,66 @@
+"""Settings of the service (`enlarge serve` flags), validated once so a bad value fails at start, not per request."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from enlarge.errors import ConfigError
+from enlarge.sizing import PIXELS_PER_MP
+
+BYTES_PER_MB = 1024 * 1024
+DEFAULT_MAX_UPLOAD_MB = 20.0
+DEFAULT_MAX_INPUT_MP = 16.0  # smaller than the CLI's: a server enlarges what strangers send
+DEFAULT_MAX_OUTPUT_MP = 16.0  # a 16 MP job peaks near 1 GB of memory in its worker
+DEFAULT_QUEUE = 16  # requests that may wait for a worker beyond those running
+DEFAULT_TIMEOUT_S = 60.0
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits and sizing of one service; every field is an `enlarge serve` flag."""
+
+    workers: int = field(default_factory=cpu_cores)
+    token: str | None = None
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_input_mp: float = DEFAULT_MAX_INPUT_MP
+    max_output_mp: float = DEFAULT_MAX_OUTPUT_MP
+    queue: int = DEFAULT_QUEUE
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.queue < 0:
+            raise ConfigError(f"--queue must be 0 or more, got {self.queue}")
+        if self.token is not None and not self.token.strip():
+            raise ConfigError("--token is empty; give a non-empty token or leave it out")
+        for flag, value in (
+            ("--max-upload-mb", self.max_upload_mb),
+            ("--max-input-mp", self.max_input_mp),
+            ("--max-output-mp", self.max_output_mp),
+            ("--timeout", self.timeout_s),
+        ):
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{flag} must be a positive number, got {value}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * BYTES_PER_MB)
+
+    @property
+    def max_input_pixels(self) -> int:
+        return int(self.max_input_mp * PIXELS_PER_MP)
+
+    @property
+    def threads_per_worker(self) -> int:
+        """Torch threads for each worker: the cores shared out, at least one."""
+        return max(1, cpu_cores() // self.workers)

@@ -1,0 +1,380 @@
+"""`enlarge serve` through its HTTP API: the happy path, every bad input as a 4xx JSON line, auth, the queue,
+the time limit, and the worker pool's kill-and-replace.
+
+Small images and the weight-free bicubic model keep it fast; each app starts one worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import struct
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+
+from enlarge.errors import ConfigError
+from enlarge.serve import ServeConfig, create_app
+from enlarge.serve.errors import QueueFullError, TimeLimitError, WorkerLostError
+from enlarge.serve.pool import KILL_GRACE_S, WorkerPool
+from enlarge.serve.worker import init_worker
+from enlarge.sizing import FITS
+
+with warnings.catch_warnings():  # Starlette's notice that it prefers httpx2 to the installed httpx
+    warnings.simplefilter("ignore", UserWarning)
+    from fastapi.testclient import TestClient
+
+SMALL = (16, 12)
+MAX_UPLOAD_MB = 0.5
+MAX_INPUT_MP = 0.01  # 10,000 pixels: a 100x100 input
+MAX_OUTPUT_MP = 0.25
+TIGHT_TIMEOUT_S = 0.5
+SLOW_INPUT = (1000, 1000)  # ×4 is 16 MP in many tiles: far longer than TIGHT_TIMEOUT_S on any CPU
+SLOW_SCALE = 4
+WAIT_S = 30.0  # for a worker to start or a job to show up in /healthz
+POLL_S = 0.02
+TOKEN = "s3cret-token"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAGIC = {"png": PNG_SIGNATURE, "jpeg": b"\xff\xd8\xff", "webp": b"RIFF"}
+
+
+def image_bytes(size: tuple[int, int] = SMALL, mode: str = "RGB", fmt: str = "PNG", smooth: bool = False) -> bytes:
+    """A small test image: random pixels, or a gradient (which compresses to almost nothing)."""
+    width, height = size
+    channels = len(mode)
+    if smooth:
+        ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+        pixels = np.broadcast_to(ramp, (height, width, channels)).astype(np.uint8)
+    else:
+        pixels = np.random.default_rng(0).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says `width`×`height` but whose data holds a few bytes: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", SMALL, color) for color in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def upload(data: bytes, name: str = "photo.png") -> dict[str, tuple[str, bytes, str]]:
+    return {"file": (name, data, "application/octet-stream")}
+
+
+def assert_json_error(response, status: int) -> str:
+    """`status`, a JSON body that is exactly {"error": one line}; returns the line."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error"}
+    message = body["error"]
+    assert message and "\n" not in message and "Traceback" not in message
+    return message
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(POLL_S)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    config = ServeConfig(
+        workers=1, max_upload_mb=MAX_UPLOAD_MB, max_input_mp=MAX_INPUT_MP, max_output_mp=MAX_OUTPUT_MP, queue=2
+    )
+    with TestClient(create_app(config)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def tight() -> Iterator[TestClient]:
+    """One worker, no waiting line, a short time limit: for the queue and the time limit."""
+    config = ServeConfig(workers=1, queue=0, timeout_s=TIGHT_TIMEOUT_S)
+    with TestClient(create_app(config)) as test_client:
+        yield test_client
+
+
+# ---------------------------------------------------------------------------------------------------- happy path
+
+
+def test_enlarge_by_scale_with_headers(client: TestClient) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2.5", "model": "bicubic"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-enlarge-model"] == "bicubic"
+    assert response.headers["x-enlarge-input-size"] == "16x12"
+    assert response.headers["x-enlarge-output-size"] == "40x30"
+    assert float(response.headers["x-enlarge-seconds"]) >= 0
+    assert 'filename="photo_x2.5.png"' in response.headers["content-disposition"]
+    assert Image.open(io.BytesIO(response.content)).size == (40, 30)
+
+
+@pytest.mark.parametrize(
+    ("fields", "size"),
+    [
+        ({"width": "40"}, (40, 30)),
+        ({"height": "24"}, (32, 24)),
+        ({"width": "50", "height": "20", "fit": "pad"}, (50, 20)),
+        ({"width": "50", "height": "20", "fit": "cover"}, (50, 20)),
+        ({"width": "50", "height": "20"}, (27, 20)),  # contain by default
+    ],
+)
+def test_enlarge_to_a_size(client: TestClient, fields: dict[str, str], size: tuple[int, int]) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes()), data=fields)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-enlarge-output-size"] == f"{size[0]}x{size[1]}"
+    assert Image.open(io.BytesIO(response.content)).size == size
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_output_formats(client: TestClient, fmt: str) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2", "format": fmt})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"image/{fmt}"
+    assert response.content.startswith(MAGIC[fmt])
+
+
+def test_shrink_is_reported_as_lanczos(client: TestClient) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "0.5"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-enlarge-model"] == "lanczos"
+
+
+def test_models_health_schema_and_page(client: TestClient) -> None:
+    models = client.get("/v1/models").json()
+    assert models["default"] in {m["name"] for m in models["models"] if m["available"]}
+    assert models["adaptive"] is False
+    assert client.get("/healthz").json() == {"status": "ok", "workers": 1, "busy": 0, "waiting": 0}
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/upscale", "/v1/models", "/healthz"} <= set(schema["paths"])
+    form = schema["components"]["schemas"]["Body_upscale_v1_upscale_post"]["properties"]
+    assert form["fit"]["enum"] == list(FITS)  # the API's choices follow the library's
+    assert form["scale"] == {"title": "Scale", "description": form["scale"]["description"], "type": "number"}
+    page = client.get("/")
+    assert page.status_code == 200 and "<main" in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------------- bad input
+
+BAD_FIELDS = [
+    ({"scale": "0"}, 400, "scale"),
+    ({"scale": "-2"}, 400, "scale"),
+    ({"scale": "nan"}, 400, "scale"),
+    ({"scale": "inf"}, 400, "scale"),
+    ({"scale": "1e308"}, 400, "scale"),
+    ({"scale": "abc"}, 422, "scale"),
+    ({"width": "0"}, 400, "width"),
+    ({"height": "-5"}, 400, "height"),
+    ({"width": "1.5"}, 422, "width"),
+    ({"width": "99999999999999999999999"}, 400, "limit"),
+    ({}, 400, "give scale"),
+    ({"scale": "2", "width": "20"}, 400, "not both"),
+    ({"scale": "100"}, 400, "limit"),  # 1600x1200 is above the 0.25 MP output limit
+    ({"scale": "2", "fit": "squash"}, 422, "fit"),
+    ({"scale": "2", "format": "gif"}, 422, "format"),
+    ({"scale": "2", "model": "no-such-model"}, 400, "not a model name"),
+    ({"scale": "2", "model": "/etc/passwd"}, 400, "not a model name"),
+    ({"scale": "2", "model": "../src/enlarge/weights/lite.safetensors"}, 400, "not a model name"),
+    ({"scale": "2", "model": "liif-rdn"}, 400, "no weights"),
+    ({"scale": "2", "adaptive": "true"}, 400, "adaptive is not available yet"),
+    ({"scale": "2", "adaptive": "maybe"}, 422, "adaptive"),
+]
+
+
+@pytest.mark.parametrize(("fields", "status", "says"), BAD_FIELDS, ids=[str(f) for f, _, _ in BAD_FIELDS])
+def test_bad_fields(client: TestClient, fields: dict[str, str], status: int, says: str) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes()), data=fields)
+    assert says in assert_json_error(response, status)
+
+
+BAD_FILES = [
+    ("not an image", b"hello, this is text", 400, "not an image"),
+    ("empty", b"", 400, "empty"),
+    ("truncated", image_bytes((64, 64))[:200], 400, "truncated"),
+    ("header only", png_claiming(64, 64), 400, "truncated"),
+    ("bomb header", png_claiming(60_000, 60_000), 413, "input limit"),
+    ("bomb pixels", image_bytes((3000, 3000), "L", smooth=True), 413, "input limit"),
+    ("animated", animated_gif(), 400, "frames"),
+    ("pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", 400, "not an image"),
+]
+
+
+@pytest.mark.parametrize(("data", "status", "says"), [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_bad_files(client: TestClient, data: bytes, status: int, says: str) -> None:
+    response = client.post("/v1/upscale", files=upload(data), data={"scale": "2"})
+    assert says in assert_json_error(response, status)
+
+
+def test_transparent_image_to_jpeg(client: TestClient) -> None:
+    response = client.post("/v1/upscale", files=upload(image_bytes(mode="RGBA")), data={"scale": "2", "format": "jpeg"})
+    assert "transparency" in assert_json_error(response, 400)
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"data": {"scale": "2"}},  # no file at all
+        {"data": {"scale": "2", "file": "not a file"}},  # file as a text field
+        {"json": {"scale": 2}},  # not multipart
+        {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+    ],
+    ids=["missing file", "file as text", "json body", "broken multipart"],
+)
+def test_malformed_requests(client: TestClient, request_kwargs: dict) -> None:
+    response = client.post("/v1/upscale", **request_kwargs)
+    assert 400 <= response.status_code < 500
+    assert_json_error(response, response.status_code)
+
+
+def test_upload_over_the_limit_is_refused(client: TestClient) -> None:
+    too_big = b"\0" * int(MAX_UPLOAD_MB * 1024 * 1024 + 1)
+    response = client.post("/v1/upscale", files=upload(too_big), data={"scale": "2"})
+    assert "MB limit" in assert_json_error(response, 413)
+
+
+def test_streamed_upload_over_the_limit_is_refused(client: TestClient) -> None:
+    """No Content-Length (chunked): counted as it arrives."""
+    chunk = b"\0" * 65536
+    chunks = int(MAX_UPLOAD_MB * 1024 * 1024 / len(chunk)) + 2
+    response = client.post(
+        "/v1/upscale", content=(chunk for _ in range(chunks)),
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    assert "MB limit" in assert_json_error(response, 413)
+
+
+def test_declared_length_over_the_limit_is_refused_unread(client: TestClient) -> None:
+    response = client.post(
+        "/v1/upscale", content=b"", headers={"content-length": str(10**12), "content-type": "multipart/form-data"}
+    )
+    assert_json_error(response, 413)
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert_json_error(client.get("/v1/nothing"), 404)
+    assert_json_error(client.get("/v1/upscale"), 405)
+
+
+# ---------------------------------------------------------------------------------------------------- auth
+
+
+def test_token_is_required_on_the_api_only() -> None:
+    with TestClient(create_app(ServeConfig(workers=1, token=TOKEN))) as client:
+        files, fields = upload(image_bytes()), {"scale": "2"}
+        response = client.post("/v1/upscale", files=files, data=fields)
+        assert "token" in assert_json_error(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+        wrong = client.post("/v1/upscale", files=files, data=fields, headers={"Authorization": "Bearer nope"})
+        assert_json_error(wrong, 401)
+        assert_json_error(client.get("/v1/models"), 401)
+        right = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.post("/v1/upscale", files=files, data=fields, headers=right).status_code == 200
+        assert client.get("/v1/models", headers=right).status_code == 200
+        for open_path in ("/healthz", "/", "/static/app.js", "/openapi.json"):
+            assert client.get(open_path).status_code == 200, open_path
+        schema = client.get("/openapi.json").json()
+        assert schema["paths"]["/v1/upscale"]["post"]["security"] == [{"bearer": []}]
+
+
+# ---------------------------------------------------------------------------------------------------- queue, time limit
+
+
+def slow_upload() -> tuple[dict, dict[str, str]]:
+    return upload(image_bytes(SLOW_INPUT, smooth=True)), {"scale": str(SLOW_SCALE)}
+
+
+def test_full_queue_answers_429_with_retry_after(tight: TestClient) -> None:
+    wait_for(lambda: tight.get("/healthz").json()["workers"] == 1, "the worker")
+    files, fields = slow_upload()
+    outcome: dict[str, int] = {}
+    runner = threading.Thread(
+        target=lambda: outcome.update(status=tight.post("/v1/upscale", files=files, data=fields).status_code)
+    )
+    runner.start()
+    try:
+        wait_for(lambda: tight.get("/healthz").json()["busy"] == 1, "the slow job to start")
+        response = tight.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2"})
+        assert "busy" in assert_json_error(response, 429)
+        assert int(response.headers["retry-after"]) >= 1
+    finally:
+        runner.join()
+    assert outcome["status"] == 504  # the slow job itself runs into the time limit
+
+
+def test_time_limit_stops_the_job_and_the_server_carries_on(tight: TestClient) -> None:
+    wait_for(lambda: tight.get("/healthz").json()["workers"] == 1, "the worker")
+    files, fields = slow_upload()
+    started = time.monotonic()
+    response = tight.post("/v1/upscale", files=files, data=fields)
+    elapsed = time.monotonic() - started
+    assert "limit" in assert_json_error(response, 504)
+    assert elapsed < TIGHT_TIMEOUT_S + KILL_GRACE_S + 5  # stopped, not run to the end
+    wait_for(lambda: tight.get("/healthz").json()["workers"] == 1, "the worker to be back")
+    assert tight.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2"}).status_code == 200
+
+
+def test_pool_kills_a_runaway_job_and_replaces_its_worker() -> None:
+    """A job stuck where the engine cannot check the clock (here: a sleep) is stopped by killing its process."""
+
+    async def scenario() -> None:
+        pool = WorkerPool(1, 0, init_worker, ((), 1))
+        await pool.start()
+        try:
+            first = await pool.run(os.getpid, time_limit_s=WAIT_S)
+            started = time.monotonic()
+            with pytest.raises(TimeLimitError):
+                await pool.run(time.sleep, WAIT_S, time_limit_s=0.1)
+            assert time.monotonic() - started < 0.1 + KILL_GRACE_S + 1
+            second = await pool.run(os.getpid, time_limit_s=WAIT_S)
+            assert second != first
+            with pytest.raises(WorkerLostError):
+                await pool.run(os._exit, 1, time_limit_s=WAIT_S)  # a worker dying mid-job
+            assert await pool.run(os.getpid, time_limit_s=WAIT_S) not in {first, second}
+            busy = asyncio.ensure_future(pool.run(time.sleep, 0.5, time_limit_s=WAIT_S))
+            await asyncio.sleep(0.05)
+            with pytest.raises(QueueFullError):
+                await pool.run(os.getpid, time_limit_s=WAIT_S)
+            await busy
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"workers": 0}, {"queue": -1}, {"token": " "}, {"timeout_s": 0.0}, {"max_upload_mb": float("nan")}],
+)
+def test_bad_settings_fail_at_start(settings: dict) -> None:
+    with pytest.raises(ConfigError):
+        ServeConfig(**settings)
