@@ -1,0 +1,117 @@
+"""The local engine: a pool of worker processes on this machine, each loading the model once (pool initializer).
+
+`workers: 0` sizes the pool to the cores (at `threads` each) and to the memory available (WORKER_BASE_BYTES for
+interpreter, torch and model, plus BYTES_PER_OUTPUT_PIXEL for each pixel of the job's largest output), never
+above the number of items. Workers are spawned, not forked: a fork of a process whose torch threads are running
+can hang. A worker that dies breaks a ProcessPoolExecutor for good, so the engine starts a new pool and hands the
+items that were in flight back as failures, for the runner to retry.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from enlarge.batch.work import ItemWorker, Outcome, Task, WorkerConfig
+
+IN_FLIGHT_PER_WORKER = 2  # one running, one waiting: no worker idles on the driver, and memory stays bounded
+WORKER_BASE_BYTES = 512 * 2**20
+BYTES_PER_OUTPUT_PIXEL = 64  # float32 RGB(A) planes at a few stages of the Upscaler, plus the encoder's copy
+MEMINFO = Path("/proc/meminfo")
+START_METHOD = "spawn"
+
+_worker: ItemWorker | None = None  # this worker process's model, made by the pool initializer
+
+
+def _start_worker(config: WorkerConfig) -> None:
+    global _worker
+    _worker = ItemWorker(config)
+
+
+def _process(task: Task) -> Outcome:
+    if _worker is None:
+        raise RuntimeError("batch worker used before its initializer ran")
+    return _worker.process(task)
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Memory available to new processes in bytes (Linux's MemAvailable), None where unknown."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # the file counts kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def auto_workers(threads: int, items: int, peak_output_pixels: int) -> int:
+    """How many workers fit this machine for items whose largest output has `peak_output_pixels`."""
+    workers = max(1, cpu_count() // threads)
+    memory = available_memory()
+    if memory is not None:
+        workers = min(workers, memory // (WORKER_BASE_BYTES + BYTES_PER_OUTPUT_PIXEL * peak_output_pixels))
+    return max(1, min(workers, items))
+
+
+class LocalEngine:
+    """Runs tasks on a process pool, at most `workers × IN_FLIGHT_PER_WORKER` at a time."""
+
+    def __init__(self, config: WorkerConfig, workers: int) -> None:
+        self.workers = workers
+        self._config = config
+        self._pool = self._new_pool()
+        self._futures: dict[Future[Outcome], tuple[Any, ProcessPoolExecutor]] = {}
+
+    def has_room(self) -> bool:
+        return len(self._futures) < self.workers * IN_FLIGHT_PER_WORKER
+
+    def busy(self) -> bool:
+        return bool(self._futures)
+
+    def submit(self, task: Task, token: Any) -> None:
+        """Queue `task`; `token` comes back with its outcome."""
+        try:
+            future = self._pool.submit(_process, task)
+        except BrokenProcessPool:
+            self._restart()
+            future = self._pool.submit(_process, task)
+        self._futures[future] = (token, self._pool)
+
+    def next_done(self) -> tuple[Any, Outcome | BaseException]:
+        """Wait for any task to end: (its token, its outcome or the exception that stopped it)."""
+        done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        token, pool = self._futures.pop(future)
+        error = future.exception()
+        if error is None:
+            return token, future.result()
+        if isinstance(error, BrokenProcessPool) and pool is self._pool:
+            self._restart()
+        return token, error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context(START_METHOD),
+            initializer=_start_worker,
+            initargs=(self._config,),
+        )
+
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()

@@ -1,0 +1,96 @@
+"""One item's work, the same in every engine: input bytes → decode → enlarge → encode → output bytes.
+
+It runs inside a worker (a pool process or a Ray actor) that builds its `ItemWorker` once, so each worker loads
+the model once and runs it on an explicit number of threads: the same count in every engine, so every engine
+produces the same bytes. The driver sends the input's bytes (workers need not see the input files) and gets back
+the encoded output, or, with `write_by: worker`, the worker writes the file itself through the hidden temp
+folder and only the hash comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from enlarge.batch.workspace import sha256_bytes, write_output
+from enlarge.errors import EnlargeError
+from enlarge.imageio import decode_image_bytes, encode_image_bytes
+from enlarge.sizing import Size, SizeRequest
+from enlarge.upscaler import Color, Upscaler, check_encodable
+
+# Tests only: seconds every item waits before its work, so a test can kill a run part-way. Unset in real use.
+ITEM_DELAY_ENV = "ENLARGE_BATCH_ITEM_DELAY_S"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every item of a job shares; sent to each worker once."""
+
+    model: str
+    threads: int
+    tile: int | None
+    precision: str | None
+    request: SizeRequest
+    max_pixels: int
+    quality: int | None
+    background: Color | None
+    tmp: Path | None  # the hidden temp folder when workers write outputs themselves, None when the driver does
+
+
+@dataclass(frozen=True)
+class Task:
+    """One item: its input's bytes, and the output path (whose extension picks the format)."""
+
+    input: str
+    data: bytes
+    output: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a task: `error` for a problem the user can fix (never retried), else the output's facts."""
+
+    error: str | None = None
+    data: bytes | None = None  # the encoded output, when the driver writes it
+    sha256: str | None = None
+    input_size: Size | None = None
+    output_size: Size | None = None
+    method: str = ""
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+class ItemWorker:
+    """A loaded model plus the job's settings; `process` does one task."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self._config = config
+        self._upscaler = Upscaler(config.model, threads=config.threads, tile=config.tile, precision=config.precision)
+        self._delay = float(os.environ.get(ITEM_DELAY_ENV) or 0)
+
+    def process(self, task: Task) -> Outcome:
+        """Decode, enlarge, encode (and write, with `write_by: worker`); typed errors become `Outcome.error`."""
+        start = time.perf_counter()
+        time.sleep(self._delay)
+        config, output = self._config, Path(task.output)
+        try:
+            decoded = decode_image_bytes(task.data, max_pixels=config.max_pixels, name=task.input)
+            plan = config.request.plan((decoded.width, decoded.height))
+            check_encodable(decoded, output, config.quality, config.background)
+            enlarged = self._upscaler.upscale_image(decoded, plan, background=config.background)
+            data = encode_image_bytes(enlarged, output.suffix, quality=config.quality, background=config.background)
+            if config.tmp is not None:
+                write_output(output, data, config.tmp)
+        except EnlargeError as exc:
+            return Outcome(error=str(exc))
+        return Outcome(
+            data=None if config.tmp is not None else data,
+            sha256=sha256_bytes(data),
+            input_size=plan.input_size,
+            output_size=plan.final_size,
+            method=self._upscaler.method(plan),
+            notes=tuple(enlarged.notes),
+            seconds=time.perf_counter() - start,
+        )
