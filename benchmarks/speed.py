@@ -1,11 +1,17 @@
 """Inference speed of every model on this machine, against a plain LIIF-EDSR-baseline measured in the same run.
 
-    python benchmarks/speed.py                 # print the table
-    python benchmarks/speed.py --write         # also write docs/results/speed.md
+    python benchmarks/speed.py                       # print the table
+    python benchmarks/speed.py --write               # also write docs/results/speed.md
+    python benchmarks/speed.py --only lite --scales 4 --sizes 256x256   # a subset
 
-Each case runs in its own process so its peak RSS is its own. Weights do not change speed, so models without
-shipped weights run with random weights here (and only here). Timings taken while another heavy process runs are
-not valid: the script warns (and `--strict` refuses) when the load average says the CPU is busy.
+Rows: lite and bicubic through our engine, Pillow's bicubic, LIIF-EDSR-baseline through our engine (the exact
+grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; and the reference, LIIF-EDSR-
+baseline with the straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16
+natively. The speed-up column is output throughput (MP/s) over the reference's, so rows at every scale compare.
+
+Each case runs in its own process (threads set once, at its start) so its peak RSS is its own. Weights do not
+change speed, so models without shipped weights run with random weights here (and only here). Timings taken
+while another heavy process runs are not valid: the script names such processes and warns, `--strict` refuses.
 """
 
 from __future__ import annotations
@@ -27,11 +33,18 @@ RESULT = REPO / "docs" / "results" / "speed.md"
 SCALES = (2, 4, 8)
 SMALL = (256, 256)  # (W, H) every model runs on
 LARGE = (960, 540)  # only the light models
+LIIF = "liif-edsr-baseline"
 REFERENCE = "liif-reference"
 REFERENCE_SCALE = 4
+PILLOW = "pillow-bicubic"
 REPEATS = 3
-BUSY_LOAD = 0.5  # load average (per core) above which another process is likely competing
+WARMUP = 1  # untimed runs before the timed ones (first-call allocations, oneDNN kernel selection)
+BUSY_LOAD = 0.5  # load average per core above which another process is likely competing
+BUSY_CPU_SHARE = 0.5  # a process using this many cores' worth of CPU counts as heavy
+SAMPLE_S = 1.0  # how long CPU use is sampled to find heavy processes
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 SEED = 0
+KIB_PER_MB = 1024  # ru_maxrss is in KiB on Linux
 
 
 @dataclass(frozen=True)
@@ -39,26 +52,36 @@ class Case:
     model: str
     scale: int
     size: tuple[int, int]
+    precision: str = "fp32"
     repeats: int = REPEATS
 
     def label(self) -> str:
-        return f"{self.model} ×{self.scale} {self.size[0]}×{self.size[1]}"
+        return f"{self.model} {self.precision} ×{self.scale} {self.size[0]}×{self.size[1]}"
+
+    def spec(self) -> str:
+        return f"{self.model},{self.scale},{self.size[0]},{self.size[1]},{self.precision},{self.repeats}"
+
+    @classmethod
+    def parse(cls, text: str) -> Case:
+        model, scale, w, h, precision, repeats = text.split(",")
+        return cls(model, int(scale), (int(w), int(h)), precision, int(repeats))
 
 
-def light_models() -> list[str]:
-    return ["lite", "bicubic"]
-
-
-def cases() -> list[Case]:
-    out = [Case("pillow-bicubic", s, size) for size in (SMALL, LARGE) for s in SCALES]
-    out += [Case(m, s, size) for m in light_models() for size in (SMALL, LARGE) for s in SCALES]
-    out += [Case("liif-edsr-baseline", s, SMALL, repeats=1) for s in SCALES]
+def cases(bf16: bool) -> list[Case]:
+    """Every row of the table; bf16 rows only where the CPU has native bf16."""
+    precisions = ("fp32", "bf16") if bf16 else ("fp32",)
+    out = [Case(PILLOW, s, size, "uint8") for size in (SMALL, LARGE) for s in SCALES]  # Pillow resizes 8-bit
+    out += [Case("bicubic", s, size) for size in (SMALL, LARGE) for s in SCALES]
+    out += [Case("lite", s, size, p) for p in precisions for size in (SMALL, LARGE) for s in SCALES]
+    out += [Case(LIIF, s, SMALL, p, repeats=1) for p in precisions for s in SCALES]
     out.append(Case(REFERENCE, REFERENCE_SCALE, SMALL, repeats=1))
     return out
 
 
-def machine() -> str:
+def machine(threads: int) -> str:
     import torch
+
+    from enlarge.engine.precision import bf16_supported
 
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -68,22 +91,23 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads")
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {'yes' if bf16_supported() else 'no'}, "
+            f"{threads} threads")
 
 
-def run_case(case: Case) -> dict:
+def run_case(case: Case, threads: int) -> dict:
     """Time one case in this process (called in a child process)."""
     import numpy as np
     import torch
     from PIL import Image
 
+    torch.set_num_threads(threads)
     torch.manual_seed(SEED)
     w, h = case.size
     out_size = (h * case.scale, w * case.scale)
-    rng = np.random.default_rng(SEED)
-    pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    if case.model == "pillow-bicubic":
+    pixels = np.random.default_rng(SEED).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if case.model == PILLOW:
         image = Image.fromarray(pixels)
 
         def step() -> None:
@@ -92,7 +116,7 @@ def run_case(case: Case) -> dict:
         from enlarge.engine import render
         from enlarge.models.registry import SPECS, LoadedModel, available, build, create, describe
 
-        name = "liif-edsr-baseline" if case.model == REFERENCE else case.model
+        name = LIIF if case.model == REFERENCE else case.model
         spec = SPECS[name]
         if available(spec):
             loaded = create(name)
@@ -102,77 +126,134 @@ def run_case(case: Case) -> dict:
         if case.model == REFERENCE:
             loaded.module.query_grid = None  # the straightforward point query, no fast path
         lr = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
-        precision = loaded.descriptor.default_precision
 
         def step() -> None:
-            render(loaded, lr, out_size, precision=precision)
+            render(loaded, lr, out_size, precision=case.precision)
 
+    for _ in range(WARMUP if case.repeats > 1 else 0):
+        step()
     times = []
     for _ in range(case.repeats):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    megapixels = out_size[0] * out_size[1] / 1e6
     median = statistics.median(times)
-    return {"label": case.label(), "model": case.model, "scale": case.scale, "size": list(case.size),
-            "median_s": median, "mp_per_s": megapixels / median, "peak_rss_mb": rss_mb, "runs": case.repeats}
+    megapixels = out_size[0] * out_size[1] / 1e6
+    return {"label": case.label(), "model": case.model, "precision": case.precision, "scale": case.scale,
+            "size": list(case.size), "median_s": median, "mp_per_s": megapixels / median,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB, "runs": case.repeats}
 
 
-def busy() -> float:
-    return os.getloadavg()[0] / (os.cpu_count() or 1)
+def heavy_processes() -> list[str]:
+    """Other processes that used more than BUSY_CPU_SHARE of a core over SAMPLE_S (Linux /proc; else empty)."""
+    def cpu_ticks() -> dict[int, tuple[int, str]]:
+        ticks = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), name)  # utime + stime
+        return ticks
+
+    if not Path("/proc/self/stat").exists():
+        return []
+    before = cpu_ticks()
+    time.sleep(SAMPLE_S)
+    after = cpu_ticks()
+    found = []
+    for pid, (ticks, name) in after.items():
+        if pid == os.getpid() or pid not in before:
+            continue
+        share = (ticks - before[pid][0]) / CLOCK_TICKS / SAMPLE_S
+        if share > BUSY_CPU_SHARE:
+            found.append(f"pid {pid} ({name}) at {share:.0%} CPU")
+    return found
+
+
+def busy_warning() -> str:
+    """Why timings taken now would not be valid, or "" when the machine looks idle."""
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    heavy = heavy_processes()
+    if heavy:
+        return f"other processes are using the CPU: {'; '.join(heavy)} (load {load:.2f} per core)"
+    if load > BUSY_LOAD:
+        return f"load average {load:.2f} per core: another process is likely using the CPU"
+    return ""
 
 
 def table(rows: list[dict], reference: dict | None) -> str:
-    lines = ["| model | scale | input | median s | MP/s out | peak RSS MB | speed-up vs reference |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | precision | scale | input | median s | MP/s out | peak RSS MB | speed-up vs reference |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = ""
-        if reference and r["size"] == reference["size"] and r["scale"] == reference["scale"]:
-            ratio = f"{reference['median_s'] / r['median_s']:.1f}×"
-        lines.append(f"| {r['model']} | ×{r['scale']} | {r['size'][0]}×{r['size'][1]} | {r['median_s']:.3f} | "
-                     f"{r['mp_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {ratio} |")
+        ratio = f"{r['mp_per_s'] / reference['mp_per_s']:.3g}×" if reference else ""
+        lines.append(f"| {r['model']} | {r['precision']} | ×{r['scale']} | {r['size'][0]}×{r['size'][1]} | "
+                     f"{r['median_s']:.3f} | {r['mp_per_s']:.3g} | {r['peak_rss_mb']:.0f} | {ratio} |")
     return "\n".join(lines)
+
+
+def selected(case: Case, args: argparse.Namespace) -> bool:
+    """Whether `case` passes the --only / --scales / --sizes filters."""
+    if args.only and args.only not in case.model:
+        return False
+    if args.scales and case.scale not in args.scales:
+        return False
+    return not args.sizes or case.size in args.sizes
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """`256x256,960x540` → [(256, 256), (960, 540)], each (W, H)."""
+    sizes = []
+    for item in text.split(","):
+        w, h = item.split("x")
+        sizes.append((int(w), int(h)))
+    return sizes
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)}")
-    parser.add_argument("--strict", action="store_true", help="refuse to run when the CPU is busy")
+    parser.add_argument("--strict", action="store_true", help="refuse to run when another process uses the CPU")
     parser.add_argument("--only", help="run only cases whose model name contains this text")
+    parser.add_argument("--scales", type=lambda t: [int(s) for s in t.split(",")], help="e.g. 4 or 2,4")
+    parser.add_argument("--sizes", type=parse_sizes, help="e.g. 256x256 or 256x256,960x540")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per case (default: all)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
     if args.case:
-        model, scale, w, h, repeats = args.case.split(",")
-        print(json.dumps(run_case(Case(model, int(scale), (int(w), int(h)), int(repeats)))))
+        print(json.dumps(run_case(Case.parse(args.case), args.threads)))
         return 0
-    load = busy()
-    warning = ""
-    if load > BUSY_LOAD:
-        warning = f"load average {load:.2f} per core: another process is using the CPU, timings are not valid"
-        print(f"warning: {warning}", file=sys.stderr)
+    warning = busy_warning()
+    if warning:
+        print(f"warning: {warning}; timings are not valid", file=sys.stderr)
         if args.strict:
+            print("refusing to run (--strict)", file=sys.stderr)
             return 1
+    from enlarge.engine.precision import bf16_supported
+
     rows = []
-    for case in cases():
-        if args.only and args.only not in case.model:
+    for case in cases(bf16_supported()):
+        if not selected(case, args):
             continue
-        spec = f"{case.model},{case.scale},{case.size[0]},{case.size[1]},{case.repeats}"
-        proc = subprocess.run([sys.executable, __file__, "--case", spec], capture_output=True, text=True, check=True)
+        command = [sys.executable, __file__, "--case", case.spec(), "--threads", str(args.threads)]
+        proc = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"{row['label']}: {row['median_s']:.3f} s", file=sys.stderr)
     reference = next((r for r in rows if r["model"] == REFERENCE), None)
     text = table(rows, reference)
-    header = f"Machine: {machine()}\n"
-    print(header + "\n" + text)
+    header = f"Machine: {machine(args.threads)}\n"
+    print(header + ("\n**Warning:** " + warning + "\n" if warning else "") + "\n" + text)
     if args.write:
-        note = f"\n\n**Warning:** {warning}\n" if warning else "\n"
+        note = f"\n**Warning:** {warning}; timings are not valid.\n" if warning else ""
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(
             "# Speed\n\nProduced by `python benchmarks/speed.py --write`. Median wall time over "
-            f"{REPEATS} runs (reference and LIIF-EDSR-baseline: one run); the reference is LIIF-EDSR-baseline with "
-            "the straightforward point query. Random weights where none ship: weights do not change speed.\n\n"
+            f"{REPEATS} runs after {WARMUP} warm-up (LIIF-EDSR-baseline and the reference: one run); the reference "
+            "is LIIF-EDSR-baseline with the straightforward point query, and the speed-up is output throughput "
+            "over the reference's. Random weights where none ship: weights do not change speed.\n\n"
             + header + note + "\n" + text + "\n"
         )
     return 0

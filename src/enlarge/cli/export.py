@@ -1,24 +1,54 @@
-"""`enlarge export RUN_DIR --name NAME`: a run's weights as NAME.safetensors + NAME.json model card."""
+"""`enlarge export`: a training run's weights as a shippable model, or a model as ONNX graphs.
+
+    enlarge export RUN_DIR --name NAME [--out DIR] [--which best|last]   NAME.safetensors + NAME.json model card
+    enlarge export --model NAME|PATH --onnx DIR                         encoder.onnx, decoder.onnx, model.json
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from enlarge.errors import ConfigError
 from enlarge.training.export import WHICH, export_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a training run's weights and model card")
-    parser.add_argument("run_dir", type=Path, help="the run folder, e.g. runs/lite")
-    parser.add_argument("--name", required=True, help="model name: writes NAME.safetensors and NAME.json")
+    parser = subparsers.add_parser(
+        "export", help="export a training run's weights and model card, or a model as ONNX",
+        description="Export a training run (RUN_DIR --name NAME) or a model as ONNX (--model NAME|PATH --onnx DIR).",
+    )
+    parser.add_argument("run_dir", type=Path, nargs="?", help="the run folder, e.g. runs/lite")
+    parser.add_argument("--name", help="model name: writes NAME.safetensors and NAME.json")
     parser.add_argument("--out", type=Path, help="output folder (default: the package's weights folder)")
     parser.add_argument("--which", choices=WHICH, default="best", help="best validation weights or the last ones")
+    onnx = parser.add_argument_group("ONNX: the encoder and the decoder as two graphs, run by onnxruntime")
+    onnx.add_argument("--model", metavar="NAME|PATH", help="the model to export (name or weights file)")
+    onnx.add_argument("--onnx", type=Path, metavar="DIR", help="write encoder.onnx, decoder.onnx and model.json here")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Dispatch on the mode: ONNX when --model or --onnx is given, a training run otherwise."""
+    if args.model is not None or args.onnx is not None:
+        return run_onnx(args)
+    if args.run_dir is None or args.name is None:
+        raise ConfigError("give RUN_DIR and --name to export a training run, or --model and --onnx for ONNX")
     result = export_run(args.run_dir, args.name, out_dir=args.out, which=args.which)
     macs = ", ".join(f"{k} {v / 1e3:.1f} k" for k, v in result.card.macs_per_output_pixel.items())
     print(f"wrote {result.weights} and {result.card_path} ({result.card.parameters} parameters; MACs/pixel {macs})")
+    return 0
+
+
+def run_onnx(args: argparse.Namespace) -> int:
+    """`--model NAME|PATH --onnx DIR`: both graphs and their description, checked against PyTorch."""
+    if args.model is None or args.onnx is None:
+        raise ConfigError("an ONNX export needs both --model NAME|PATH and --onnx DIR")
+    if args.run_dir is not None or args.name is not None or args.out is not None:
+        raise ConfigError("RUN_DIR, --name and --out export a training run; leave them out with --model/--onnx")
+    from enlarge.export.onnx import export_onnx
+    from enlarge.models.registry import load_model
+
+    paths = export_onnx(load_model(args.model), args.onnx)
+    print(f"wrote {paths.encoder}, {paths.decoder} and {paths.meta}")
     return 0

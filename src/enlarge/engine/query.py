@@ -12,10 +12,13 @@ import torch
 from torch import nn
 
 from enlarge.coords import axis_coords
+from enlarge.models.ensemble import row_chunks
 
-# Queries per decoder call: large enough to amortise per-call overhead, small enough that the per-query
+# Point queries per decoder call: large enough to amortise per-call overhead, small enough that the per-query
 # intermediates of the heaviest model (LIIF's 576-wide unfolded features, 4 neighbours) stay in a few hundred MB.
+# Grid paths get the whole grid and chunk it themselves, each to suit its own intermediates.
 QUERY_CHUNK = 65536
+RGB = 3
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,10 @@ def query_grid(
     out_size: tuple[int, int],
     chunk: int = QUERY_CHUNK,
 ) -> torch.Tensor:
-    """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols), rows/cols in global coordinates.
+    """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols) float32, rows/cols in global coordinates.
 
-    Models with a `query_grid(feats, ys, xs, cell)` fast path get whole row bands; others get flattened points.
+    Models with a `query_grid(feats, ys, xs, cell)` fast path get the whole grid; others get flattened points,
+    `chunk` at a time.
     """
     big_h, big_w = out_size
     ys = to_local(rows, frame.top, frame.height, frame.full[0])
@@ -56,19 +60,14 @@ def query_grid(
         [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width], dtype=rows.dtype
     )
     grid_path = getattr(model, "query_grid", None)
-    n_cols = len(xs)
-    rows_per_chunk = max(1, chunk // max(n_cols, 1))
-    pieces = []
-    for start in range(0, len(ys), rows_per_chunk):
-        y = ys[start : start + rows_per_chunk]
-        if grid_path is not None:
-            pieces.append(grid_path(feats, y, xs, cell).float()[0].permute(1, 2, 0))
-            continue
-        coord = torch.stack(torch.meshgrid(y, xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
+    if grid_path is not None:
+        return grid_path(feats, ys, xs, cell).float()
+    out = torch.empty(len(ys), len(xs), RGB)
+    for band in row_chunks(len(ys), len(xs), chunk):
+        coord = torch.stack(torch.meshgrid(ys[band], xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
         cells = cell.expand(1, coord.shape[1], 2)
-        rgb = model.query(feats, coord, cells).float()
-        pieces.append(rgb.view(len(y), n_cols, 3))
-    return torch.cat(pieces, dim=0).permute(2, 0, 1).unsqueeze(0)
+        out[band] = model.query(feats, coord, cells).float().view(-1, len(xs), RGB)
+    return out.permute(2, 0, 1).unsqueeze(0)
 
 
 def output_axis(n_out: int) -> torch.Tensor:

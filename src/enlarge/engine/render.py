@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import torch
 
+from enlarge.engine.precision import PRECISIONS, precision_context, resolve_precision
 from enlarge.engine.query import QUERY_CHUNK, Frame, output_axis, query_grid
 from enlarge.engine.tiling import auto_tile, owned_range, spans
 from enlarge.models.registry import LoadedModel
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles total); may raise to cancel between tiles
-PRECISIONS = ("fp32", "bf16")
 
-
-def precision_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """Autocast for reduced precision; fp32 runs as is."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+__all__ = ["PRECISIONS", "Progress", "precision_context", "render"]
 
 
 def render(
@@ -30,14 +22,17 @@ def render(
     out_size: tuple[int, int],
     tile: int | None = None,
     chunk: int = QUERY_CHUNK,
-    precision: str = "fp32",
+    precision: str | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Enlarge `lr` (1×3×h×w, [0, 1]) to `out_size` (H, W) → 1×3×H×W, unclamped.
+    """Enlarge `lr` (1×3×h×w, [0, 1]) to `out_size` (H, W) → 1×3×H×W float32, unclamped.
 
     `tile` is the core size in LR pixels (None: automatic, whole image when small); tiles overlap by the
-    model's receptive field so the result equals the untiled one up to float rounding.
+    model's receptive field so the result equals the untiled one up to float rounding. `precision` None runs
+    the descriptor's default (fp32 where the device lacks native bf16). Tiles are encoded channels-last, the
+    faster layout for the CPU convolutions.
     """
+    precision = resolve_precision(precision, model.descriptor.default_precision, lr.device)
     _, _, h, w = lr.shape
     big_h, big_w = out_size
     tile = tile if tile is not None else auto_tile(h, w)
@@ -55,7 +50,7 @@ def render(
             if r1 > r0 and c1 > c0:
                 crop = lr[:, :, sy.pad_start : sy.pad_stop, sx.pad_start : sx.pad_stop]
                 frame = Frame(sy.pad_start, sx.pad_start, crop.shape[2], crop.shape[3], (h, w))
-                feats = module.encode(crop)
+                feats = module.encode(crop.contiguous(memory_format=torch.channels_last))
                 out[:, :, r0:r1, c0:c1] = query_grid(
                     module, feats, frame, rows[r0:r1], cols[c0:c1], out_size, chunk
                 )

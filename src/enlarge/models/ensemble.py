@@ -6,6 +6,7 @@ definition of "nearest feature" and "diagonally opposite area".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -38,7 +39,8 @@ def axis_neighbours(c: torch.Tensor, n: int, ensemble: bool = True) -> list[tupl
     for v in shifts:
         shifted = (c + (v * radius + eps)).clamp(-1 + EPS_SHIFT, 1 - EPS_SHIFT)
         # cell index = round((c + 1)/2 · n − 0.5), i.e. floor((c + 1)/2 · n) away from exact ties
-        index = torch.floor((shifted + 1) / 2 * n).long().clamp_(0, n - 1)
+        index = torch.floor((shifted + 1) / 2 * n).long().clamp_(min=0)
+        index = torch.where(index < n, index, n - 1)  # not clamp_(max=n - 1): a trace would bake n in
         centre = -1 + (2 * index.to(c.dtype) + 1) / n
         out.append((index, (c - centre) * n))
     return out
@@ -59,6 +61,12 @@ def neighbours(coord: torch.Tensor, feat_hw: tuple[int, int], ensemble: bool = T
     ]
 
 
+def times_size(v: torch.Tensor, h: int | torch.Tensor, w: int | torch.Tensor) -> torch.Tensor:
+    """`v` (…×2, (y, x)) times the feature size (h, w), per axis, so that an ONNX trace keeps h and w symbolic
+    (a size tensor built with `new_tensor([h, w])` would be baked into the graph as a constant)."""
+    return torch.cat([v[..., :1] * h, v[..., 1:] * w], dim=-1)
+
+
 def ensemble_weights(rel_coords: list[torch.Tensor]) -> list[torch.Tensor]:
     """Each neighbour's weight: the area of the rectangle to the diagonally opposite neighbour, normalised."""
     areas = [torch.abs(r[..., 0] * r[..., 1]) + AREA_EPS for r in rel_coords]
@@ -70,3 +78,64 @@ def ensemble_weights(rel_coords: list[torch.Tensor]) -> list[torch.Tensor]:
 def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """`table` B×N×C, `index` B×Q → B×Q×C: row `index[b, q]` of batch `b`."""
     return torch.gather(table, 1, index.unsqueeze(-1).expand(-1, -1, table.shape[-1]))
+
+
+def grid_weights(abs_y: list[torch.Tensor], abs_x: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`ensemble_weights` on a rows × columns grid from each shift's absolute row and column offsets, in SHIFTS
+    order: the same values as the point form (|ry·rx| = |ry|·|rx| exactly, and the same sum)."""
+    areas = [torch.outer(ay, ax) + AREA_EPS for ay in abs_y for ax in abs_x]
+    total = torch.stack(areas).sum(dim=0)
+    return [a / total for a in areas[::-1]]
+
+
+def row_chunks(rows: int, cols: int, queries: int) -> Iterator[slice]:
+    """Consecutive row slices of a rows × cols grid holding about `queries` pixels each (at least one row)."""
+    step = max(1, queries // max(cols, 1))
+    for start in range(0, rows, step):
+        yield slice(start, min(start + step, rows))
+
+
+def decode_grid(
+    table: torch.Tensor,
+    ys: torch.Tensor,
+    xs: torch.Tensor,
+    row_weight: torch.Tensor,
+    col_weight: torch.Tensor,
+    constant: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    channels: int,
+    chunk: int,
+    ensemble: bool = True,
+) -> torch.Tensor:
+    """A split-first-layer implicit decoder on the grid `ys` × `xs` → 1×channels×len(ys)×len(xs), float32.
+
+    `table` (h×w×C, contiguous) is the first layer's feature part at every LR position; for each neighbour the
+    layer's pre-activation is `table[iy, ix] + ry·row_weight + rx·col_weight + constant`, built from a row
+    gather (at LR width) and a column gather, so no per-pixel coordinate or unfolded feature is ever made.
+    `head(pre)` maps N×C pre-activations to N×channels (the first layer's activation included; it may work in
+    place); the neighbours are blended with the ensemble's area weights. Rows go about `chunk` pixels at a
+    time, so the intermediates stay in cache.
+    """
+    h, w, _ = table.shape
+    along_y = axis_neighbours(ys, h, ensemble)
+    along_x = axis_neighbours(xs, w, ensemble)
+    columns = [(ix, torch.outer(rx, col_weight)) for ix, rx in along_x]  # shared by every row chunk
+    abs_y, abs_x = [ry.abs() for _, ry in along_y], [rx.abs() for _, rx in along_x]
+    out = torch.empty(1, channels, len(ys), len(xs), dtype=ys.dtype, device=ys.device)
+    for rows in row_chunks(len(ys), len(xs), chunk):
+        band = [(iy[rows], ry[rows]) for iy, ry in along_y]
+        weights = grid_weights([a[rows] for a in abs_y], abs_x) if ensemble else [None]
+        acc = torch.zeros(rows.stop - rows.start, len(xs), channels, dtype=ys.dtype, device=ys.device)
+        pairs = [(a, b) for a in band for b in columns]
+        for ((iy, ry), (ix, col_term)), weight in zip(pairs, weights):
+            pre = table.index_select(0, iy)
+            pre += (torch.outer(ry, row_weight) + constant).unsqueeze(1)
+            pre = pre.index_select(1, ix)
+            pre += col_term
+            pred = head(pre.view(-1, pre.shape[-1])).view(acc.shape)
+            if weight is None:
+                acc += pred
+            else:
+                acc.addcmul_(pred, weight.unsqueeze(-1))
+        out[0, :, rows] = acc.permute(2, 0, 1)
+    return out

@@ -1,0 +1,264 @@
+"""ONNX export of a model as two graphs, and a module that runs them with onnxruntime inside our engine.
+
+An export folder holds
+- `encoder.onnx`: `image` (B×3×H×W RGB in [0, 1]) → the model's features (one tensor, or one per field of the
+  features tuple `encode` returns, e.g. lite's `hidden` and `lr`);
+- `decoder.onnx`: the features, `coord` and `cell` (B×Q×2, (y, x), the convention of `enlarge.coords`) → `rgb`
+  (B×Q×3, unclamped): the point query;
+- `model.json`: the model card (when the model has one), the receptive field and the graphs' tensor names.
+
+Height, width, batch and query count are dynamic. Output coordinates and cells are built outside the graphs:
+a trace would bake `make_coord(H, W)` and 1/H in as constants. The models' own size arithmetic is written so
+the trace keeps it symbolic, and every export is checked against PyTorch at a second size, aspect ratio and
+non-integer scale before it is written.
+
+onnx and onnxruntime come with the `enlarge[onnx]` extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from enlarge.coords import make_coord
+from enlarge.engine.precision import FP32
+from enlarge.errors import EnlargeError, ModelError
+from enlarge.fileutil import atomic_write_bytes, atomic_write_text
+from enlarge.models.card import ModelCard
+from enlarge.models.registry import LoadedModel, describe, load_model
+
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+META_FILE = "model.json"
+META_FORMAT = "enlarge-onnx"
+META_VERSION = 1
+OPSET = 17
+IMAGE = "image"
+COORD = "coord"
+CELL = "cell"
+RGB_OUTPUT = "rgb"
+SINGLE_FEATURE = "features"  # the name of the one output of an encoder that returns a plain tensor
+EXAMPLE_LR = (24, 32)  # (h, w) of the tracing example
+EXAMPLE_SCALE = 2
+CHECK_LR = (19, 13)  # the self-check: another size, aspect ratio (portrait) and a non-integer scale
+CHECK_OUT = (47, 30)
+CHECK_TOL = 1e-4
+BATCH, HEIGHT, WIDTH, QUERIES = "batch", "height", "width", "queries"
+PROVIDERS = ["CPUExecutionProvider"]
+# onnxruntime's exception types for a graph it cannot load (they derive from Exception directly)
+ORT_LOAD_ERRORS = ("Fail", "InvalidGraph", "InvalidProtobuf", "InvalidArgument", "NoSuchFile", "RuntimeException")
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """The files of one export."""
+
+    folder: Path
+    encoder: Path
+    decoder: Path
+    meta: Path
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EnlargeError("ONNX needs onnxruntime: pip install 'enlarge[onnx]'") from None
+    return onnxruntime
+
+
+def _feature_tensors(feats: object) -> tuple[list[str], tuple[torch.Tensor, ...]]:
+    """Names and tensors of what `encode` returned: a tensor, or a NamedTuple of tensors."""
+    if isinstance(feats, torch.Tensor):
+        return [SINGLE_FEATURE], (feats,)
+    if isinstance(feats, tuple) and hasattr(feats, "_fields") and all(isinstance(t, torch.Tensor) for t in feats):
+        return list(feats._fields), tuple(feats)
+    raise ModelError(f"cannot export features of type {type(feats).__name__}: need a tensor or a NamedTuple")
+
+
+class _Encoder(nn.Module):
+    """`encode` with its features flattened to a tuple of tensors."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return _feature_tensors(self.module.encode(image))[1]
+
+
+class _Decoder(nn.Module):
+    """`query` taking the features as separate tensors, rebuilt into what `encode` returns."""
+
+    def __init__(self, module: nn.Module, feature_type: type | None) -> None:
+        super().__init__()
+        self.module = module
+        self.feature_type = feature_type  # None: a single tensor
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        *tensors, coord, cell = inputs
+        feats = tensors[0] if self.feature_type is None else self.feature_type(*tensors)
+        return self.module.query(feats, coord, cell)
+
+
+def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str],
+           dynamic: dict[str, dict[int, str]]) -> bytes:
+    """One graph as ONNX bytes; a trace that would freeze a value (TracerWarning) is an error, not a warning."""
+    with tempfile.TemporaryDirectory(prefix="enlarge-trace-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter announces its successor
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        path = Path(tmp) / "graph.onnx"
+        torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,
+                          opset_version=OPSET, dynamo=False)
+        return path.read_bytes()
+
+
+def _query_inputs(out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coordinates and cells of a whole `out_hw` output grid, batch 1, as the decoder takes them."""
+    coord = make_coord(out_hw).unsqueeze(0)
+    cell = torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]]).expand_as(coord).contiguous()
+    return coord, cell
+
+
+def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
+    """Write `model` as encoder.onnx + decoder.onnx + model.json into `folder` (created if missing).
+
+    ModelError if the exported graphs disagree with PyTorch on the self-check (beyond CHECK_TOL).
+    """
+    module, descriptor = model.module, model.descriptor
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnlargeError(f"cannot create the ONNX folder {folder} ({exc.strerror})") from None
+    image = torch.rand(1, 3, *EXAMPLE_LR, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        feats = module.encode(image)
+        names, tensors = _feature_tensors(feats)
+        coord, cell = _query_inputs((EXAMPLE_LR[0] * EXAMPLE_SCALE, EXAMPLE_LR[1] * EXAMPLE_SCALE))
+        spatial = {name: {0: BATCH, 2: HEIGHT, 3: WIDTH} for name, t in zip(names, tensors) if t.dim() == 4}
+        encoder = _trace(_Encoder(module), (image,), [IMAGE], names, {IMAGE: {0: BATCH, 2: HEIGHT, 3: WIDTH}, **spatial})
+        queries = {0: BATCH, 1: QUERIES}
+        decoder = _trace(
+            _Decoder(module, None if names == [SINGLE_FEATURE] else type(feats)), (*tensors, coord, cell),
+            [*names, COORD, CELL], [RGB_OUTPUT], {**spatial, COORD: queries, CELL: queries, RGB_OUTPUT: queries},
+        )
+    meta = {
+        "format": META_FORMAT,
+        "version": META_VERSION,
+        "name": descriptor.name,
+        "arch": descriptor.arch,
+        "config": descriptor.config,
+        "receptive_field": descriptor.receptive_field,
+        "has_weights": descriptor.has_weights,
+        "features": names,
+        "opset": OPSET,
+        "card": dataclasses.asdict(descriptor.card) if descriptor.card is not None else None,
+    }
+    _check(module, encoder, decoder, names)
+    paths = OnnxExport(folder, folder / ENCODER_FILE, folder / DECODER_FILE, folder / META_FILE)
+    atomic_write_bytes(paths.encoder, encoder)
+    atomic_write_bytes(paths.decoder, decoder)
+    atomic_write_text(paths.meta, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return paths
+
+
+def _check(module: nn.Module, encoder: bytes, decoder: bytes, names: list[str]) -> None:
+    """Run both graphs at CHECK_LR → CHECK_OUT and compare with PyTorch: catches any size baked into a graph."""
+    image = torch.rand(1, 3, *CHECK_LR, generator=torch.Generator().manual_seed(1))
+    coord, cell = _query_inputs(CHECK_OUT)
+    with torch.no_grad():
+        expected = module.query(module.encode(image), coord, cell).numpy()
+    runner = OnnxModel.from_bytes(encoder, decoder, names, receptive_field=0)
+    got = runner.query(runner.encode(image), coord, cell).numpy()
+    error = float(np.abs(got - expected).max())
+    if not error <= CHECK_TOL:
+        raise ModelError(f"the ONNX export disagrees with PyTorch by {error:.2e} (> {CHECK_TOL}); not written")
+
+
+class OnnxModel(nn.Module):
+    """An exported model run by onnxruntime, with the `encode` / `query` interface the engine calls.
+
+    The features stay opaque to the engine: a tuple of tensors handed back to the decoder graph as they came.
+    """
+
+    def __init__(self, encoder: Any, decoder: Any, features: list[str], receptive_field: int) -> None:
+        super().__init__()
+        self.encoder_session = encoder
+        self.decoder_session = decoder
+        self.features = features
+        self.receptive_field = receptive_field
+        # a graph drops inputs it does not use (bicubic ignores the cell), so feed only those it has
+        self.decoder_inputs = {i.name for i in decoder.get_inputs()}
+
+    @classmethod
+    def from_bytes(cls, encoder: bytes, decoder: bytes, features: list[str], receptive_field: int,
+                   threads: int | None = None) -> OnnxModel:
+        """Sessions for two serialized graphs; ModelError if onnxruntime cannot load them."""
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads if threads is not None else torch.get_num_threads()
+        errors = tuple(getattr(ort.capi.onnxruntime_pybind11_state, name) for name in ORT_LOAD_ERRORS)
+        try:
+            encoder_session, decoder_session = (
+                ort.InferenceSession(graph, options, providers=PROVIDERS) for graph in (encoder, decoder)
+            )
+        except errors as exc:
+            raise ModelError(f"onnxruntime cannot load the graphs: {exc}") from None
+        return cls(encoder_session, decoder_session, features, receptive_field)
+
+    def encode(self, lr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        image = np.ascontiguousarray(lr.detach().cpu().float().numpy())
+        return tuple(torch.from_numpy(t) for t in self.encoder_session.run(self.features, {IMAGE: image}))
+
+    def query(self, feats: tuple[torch.Tensor, ...], coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        feed = {name: t.numpy() for name, t in zip(self.features, feats)}
+        feed[COORD] = np.ascontiguousarray(coord.detach().cpu().float().numpy())
+        feed[CELL] = np.ascontiguousarray(cell.detach().cpu().float().numpy())
+        feed = {k: v for k, v in feed.items() if k in self.decoder_inputs}
+        return torch.from_numpy(self.decoder_session.run([RGB_OUTPUT], feed)[0])
+
+
+def is_export_folder(path: str | Path) -> bool:
+    """Whether `path` is a folder written by `export_onnx`."""
+    folder = Path(path).expanduser()
+    return folder.is_dir() and all((folder / f).is_file() for f in (ENCODER_FILE, DECODER_FILE, META_FILE))
+
+
+def load_onnx_folder(folder: Path, threads: int | None = None) -> LoadedModel:
+    """An export folder → LoadedModel whose module runs the graphs with onnxruntime (always fp32)."""
+    folder = Path(folder).expanduser()
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+        encoder, decoder = (folder / ENCODER_FILE).read_bytes(), (folder / DECODER_FILE).read_bytes()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder} is not a readable ONNX export ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise ModelError(f"{folder / META_FILE} is not an enlarge ONNX export description")
+    if meta.get("version") != META_VERSION:
+        raise ModelError(f"{folder} is an ONNX export of version {meta.get('version')}; this enlarge reads {META_VERSION}")
+    module = OnnxModel.from_bytes(encoder, decoder, list(meta["features"]), int(meta["receptive_field"]), threads)
+    card = ModelCard.from_dict(meta["card"], source=str(folder / META_FILE)) if meta.get("card") else None
+    descriptor = describe(meta["name"], meta["arch"], meta["config"], module, has_weights=bool(meta["has_weights"]),
+                          card=card, source=str(folder))
+    return LoadedModel(module, dataclasses.replace(descriptor, default_precision=FP32))
+
+
+def load_onnx(source: str | Path | LoadedModel, threads: int | None = None) -> LoadedModel:
+    """An ONNX-backed model from an export folder, or from any model (name, weights file, loaded) exported now."""
+    if not isinstance(source, LoadedModel) and is_export_folder(source):
+        return load_onnx_folder(Path(source), threads)
+    loaded = source if isinstance(source, LoadedModel) else load_model(source)
+    with tempfile.TemporaryDirectory(prefix="enlarge-onnx-") as tmp:
+        export_onnx(loaded, Path(tmp))
+        return load_onnx_folder(Path(tmp), threads)
