@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import save as safetensors_bytes
+from torch import nn
 
 from enlarge.errors import ConfigError
 from enlarge.fileutil import atomic_write_bytes
@@ -89,14 +90,19 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str
         trained_scales=(config.scale_min, config.scale_max),
         default_precision=DEFAULT_PRECISION,
         training=training_record(checkpoint, config.data.train_dirs, config.data.data_root, which),
-        license=LICENSE_RESTRICTED if any(licence_of(d).non_commercial for d in config.data.train_dirs) else LICENSE_OPEN,
+        license=weights_licence(config.data.train_dirs),
     )
-    out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
+    return write_model(module, card, Path(out_dir) if out_dir is not None else default_weights_dir())
+
+
+def write_model(module: nn.Module, card: ModelCard, out_dir: Path) -> ExportResult:
+    """`NAME.safetensors` (fp32 weights of `module`) and `NAME.json` (the card, NAME its name) in `out_dir`,
+    each written atomically."""
     if not out_dir.is_dir():
         raise ConfigError(f"output folder {out_dir} does not exist")
-    weights = out_dir / f"{name}.safetensors"
+    weights = out_dir / f"{card.name}.safetensors"
     tensors = {k: v.float().contiguous() for k, v in module.state_dict().items()}
-    atomic_write_bytes(weights, safetensors_bytes(tensors, metadata={"format": "pt", "name": name}))
+    atomic_write_bytes(weights, safetensors_bytes(tensors, metadata={"format": "pt", "name": card.name}))
     card_path = card_path_for(weights)
     card.write(card_path)
     return ExportResult(weights, card_path, card)
@@ -105,6 +111,11 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str
 def licence_of(folder: str) -> DataLicence:
     """The licence terms of a training folder, by its last path component."""
     return DATA_LICENCES.get(Path(folder).name, UNKNOWN_LICENCE)
+
+
+def weights_licence(train_dirs: list[str]) -> str:
+    """The licence line of weights trained on `train_dirs`: restricted if any folder's terms are non-commercial."""
+    return LICENSE_RESTRICTED if any(licence_of(d).non_commercial for d in train_dirs) else LICENSE_OPEN
 
 
 def training_record(checkpoint: Checkpoint, train_dirs: list[str], data_root: str, which: str) -> dict[str, Any]:

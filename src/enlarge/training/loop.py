@@ -112,8 +112,7 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
     torch.manual_seed(config.seed)
     arch, model_config = config.model.resolved()
     module = build(arch, model_config)
-    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
+    optimizer, scheduler = make_optimizer(module, config)
     if checkpoint is not None:
         load_state_strict(module, checkpoint.model, "checkpoint")
         optimizer.load_state_dict(checkpoint.optimizer)
@@ -189,12 +188,34 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
     return TrainResult(name, run_dir, step, config.steps, stopped_by, best_psnr, best_step)
 
 
-def train_step(module: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, precision: str) -> float:
-    """One optimisation step on `batch`; L1 loss computed in fp32 whatever the autocast precision."""
+def make_optimizer(
+    module: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR]:
+    """Adam at `config.lr`, multiplied by `gamma` at each step milestone: the one optimizer convention of training."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
+    return optimizer, scheduler
+
+
+def train_step(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    precision: str,
+    teacher: nn.Module | None = None,
+    distill: float = 0.0,
+) -> float:
+    """One optimisation step on `batch`: L1 loss to the ground truth, plus `distill` × L1 to a frozen `teacher`'s
+    output when one is given (compression fine-tuning); losses computed in fp32 whatever the autocast precision."""
     module.train()
     with precision_context(precision, CPU):
         pred = module(batch.lr, batch.coord, batch.cell)
+        if teacher is not None:
+            with torch.no_grad():
+                target = teacher(batch.lr, batch.coord, batch.cell)
     loss = F.l1_loss(pred.float(), batch.gt)
+    if teacher is not None:
+        loss = loss + distill * F.l1_loss(pred.float(), target.float())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
