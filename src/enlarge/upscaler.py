@@ -31,6 +31,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from enlarge.autoselect import AUTO, Selection, Selector
+from enlarge.engine.adaptive import Routing, check_routable, render_adaptive
+from enlarge.engine.precision import BF16, resolve_precision
 from enlarge.engine.render import PRECISIONS, Progress, render
 from enlarge.errors import EnlargeError, InputError, ModelError, OutputError, SizeError
 from enlarge.imageio import (
@@ -59,6 +62,8 @@ DEFAULT_MODEL = "lite" if available(SPECS["lite"]) else "bicubic"
 DEFAULT_MAX_INPUT_MP = DEFAULT_MAX_INPUT_PIXELS / PIXELS_PER_MP
 MAX_INPUT_FLAG = "--max-input-mp"
 DEVICES = ("cpu", "cuda", "mps")
+TORCH_BACKEND, ONNX_BACKEND = "torch", "onnx"
+BACKENDS = (TORCH_BACKEND, ONNX_BACKEND)  # onnx: the exported graphs run by onnxruntime (CPU, fp32)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, to turn a background colour into a gray level
 RGB = 3
 FALLBACK_OUTPUT_EXTENSION = ".png"  # for inputs whose own format cannot be written (e.g. GIF, BMP)
@@ -84,10 +89,12 @@ class Result:
     model: str
     seconds: float
     notes: tuple[str, ...] = ()
+    routed_fraction: float | None = None  # adaptive: share of the output decoded by the big model
+    choice: str | None = None  # model "auto": why this model was chosen
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form (paths as strings, sizes as [width, height])."""
-        return {
+        """JSON-ready form (paths as strings, sizes as [width, height]); adaptive and auto facts when present."""
+        data: dict[str, object] = {
             "input": str(self.input),
             "output": str(self.output),
             "input_size": list(self.input_size),
@@ -96,10 +103,32 @@ class Result:
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
         }
+        if self.routed_fraction is not None:
+            data["routed_fraction"] = round(self.routed_fraction, 4)
+        if self.choice is not None:
+            data["choice"] = self.choice
+        return data
+
+
+@dataclass
+class _Report:
+    """What an enlargement did besides its pixels, gathered while it runs: the model that ran, the share routed
+    to the big model (adaptive, colour pass) and why the model was chosen (auto)."""
+
+    model: str
+    routed: float | None = None
+    choice: str | None = None
 
 
 class Upscaler:
-    """A loaded model plus the settings to run it: build once, call `upscale_image` / `enlarge_file` many times."""
+    """A loaded model plus the settings to run it: build once, call `upscale_image` / `enlarge_file` many times.
+
+    `adaptive`: decode the model's residual only where the input has detail (engine/adaptive.py), above the
+    calibrated default threshold, `threshold`, or for the `route_fraction` of regions with most to gain.
+    `model="auto"`: per image, the bundled model that fits `time_budget` seconds and is worth it (autoselect.py).
+    `precision`: fp32 or bf16, else the model card's default (engine/precision.py). `backend="onnx"`: the model
+    exported to ONNX and run by onnxruntime (export/onnx.py); `model` may also name an export folder then.
+    """
 
     def __init__(
         self,
@@ -108,8 +137,18 @@ class Upscaler:
         threads: int | None = None,
         tile: int | None = None,
         precision: str | None = None,
+        adaptive: bool = False,
+        threshold: float | None = None,
+        route_fraction: float | None = None,
+        time_budget: float | None = None,
+        backend: str = TORCH_BACKEND,
     ) -> None:
         self.device = resolve_device(device)
+        check_backend(backend, model, self.device, precision)
+        if (threshold is not None or route_fraction is not None) and not adaptive:
+            raise EnlargeError("a routing threshold or route fraction needs adaptive enlargement (--adaptive)")
+        if time_budget is not None and model != AUTO:
+            raise EnlargeError(f"a time budget is for automatic model choice (--model {AUTO})")
         if threads is not None and threads < 1:
             raise EnlargeError(f"threads must be at least 1, got {threads}")
         if tile is not None and tile < 1:
@@ -117,15 +156,32 @@ class Upscaler:
         if precision is not None and precision not in PRECISIONS:
             raise EnlargeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.tile = tile
-        loaded = model if isinstance(model, LoadedModel) else load_model(model if model is not None else DEFAULT_MODEL)
+        self.routing = Routing(threshold, route_fraction) if adaptive else None
+        self.selector = Selector.bundled(time_budget) if model == AUTO else None
+        if self.selector is not None:
+            for candidate in self.selector.candidates:
+                candidate.module.to(self.device)
+                if self.routing is not None and candidate.descriptor.little is not None:
+                    check_routable(candidate, self.routing)
+            loaded = next(c for c in self.selector.candidates if c.descriptor.name == DEFAULT_MODEL)
+        else:
+            named = model if model is not None else DEFAULT_MODEL
+            if backend == ONNX_BACKEND:
+                from enlarge.export.onnx import load_onnx
+
+                loaded = load_onnx(named, threads)
+            else:
+                loaded = model if isinstance(model, LoadedModel) else load_model(named)
+            if self.routing is not None:
+                check_routable(loaded, self.routing)
         self.model = LoadedModel(loaded.module.to(self.device), loaded.descriptor)
-        self.precision = precision or loaded.descriptor.default_precision
+        self.precision = resolve_precision(precision, loaded.descriptor.default_precision, self.device)
         if threads is not None:
             torch.set_num_threads(threads)  # process-wide: set once, here, for every image this Upscaler runs
 
     @property
     def model_name(self) -> str:
-        return self.model.descriptor.name
+        return AUTO if self.selector is not None else self.model.descriptor.name
 
     def upscale_image(
         self,
@@ -139,21 +195,40 @@ class Upscaler:
 
         `progress(done, total)` is called after each tile of each model pass (colour, then alpha if any).
         """
+        return self._upscale(decoded, plan, background, progress)[0]
+
+    def _upscale(
+        self, decoded: DecodedImage, plan: SizePlan, background: Color | None, progress: Progress | None
+    ) -> tuple[DecodedImage, _Report]:
+        """`upscale_image`, and the report of what it did."""
         if (decoded.width, decoded.height) != plan.input_size:
             raise SizeError(
                 f"size plan is for a {plan.input_size[0]}x{plan.input_size[1]} image, "
                 f"not {decoded.width}x{decoded.height}; plan each image from its own size"
             )
         pixels = decoded.pixels
+        model, report = self.model, _Report(self.method(plan))
+        if self.selector is not None and plan.enlarges:
+            selection = self._choose(decoded, plan)
+            model, report = selection.model, _Report(selection.model.descriptor.name, choice=selection.reason)
         if not plan.is_identity:
-            pixels = self._resample_channels(pixels, decoded.has_alpha, plan.render_size, progress)
+            pixels = self._resample_channels(pixels, decoded.has_alpha, plan.render_size, progress, model, report)
         if plan.crop is not None:
             box = plan.crop
             pixels = pixels[box.top : box.bottom, box.left : box.right]
         if plan.pad is not None:
             pixels = _pad(pixels, plan.pad, plan.final_size, decoded.has_alpha, background or DEFAULT_PAD_COLOR)
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-        return dataclasses.replace(decoded, pixels=pixels, notes=list(decoded.notes))
+        return dataclasses.replace(decoded, pixels=pixels, notes=list(decoded.notes)), report
+
+    def _choose(self, decoded: DecodedImage, plan: SizePlan) -> Selection:
+        """Model "auto": the selector's choice for this image's colour, render size and number of model passes."""
+        colour = decoded.pixels[..., :-1] if decoded.has_alpha else decoded.pixels
+        alpha = decoded.pixels[..., -1] if decoded.has_alpha else None
+        passes = 2 if alpha is not None and float(alpha.min()) != float(alpha.max()) else 1
+        lr = torch.from_numpy(np.ascontiguousarray(_to_rgb(colour).transpose(2, 0, 1), dtype=np.float32))[None]
+        (in_w, in_h), (out_w, out_h) = plan.input_size, plan.render_size
+        return self.selector.choose(lr, (max(out_h, in_h), max(out_w, in_w)), passes)
 
     def enlarge_file(
         self,
@@ -179,16 +254,18 @@ class Upscaler:
         decoded = read_image(source, max_pixels=max_pixels)
         plan = request.plan((decoded.width, decoded.height))
         check_encodable(decoded, target, quality, background)
-        enlarged = self.upscale_image(decoded, plan, background=background, progress=progress)
+        enlarged, report = self._upscale(decoded, plan, background, progress)
         written = write_image(target, enlarged, quality=quality, background=background, overwrite=overwrite)
         return Result(
             input=source,
             output=Path(written),
             input_size=plan.input_size,
             output_size=plan.final_size,
-            model=self.method(plan),
+            model=report.model,
             seconds=time.perf_counter() - start,
             notes=tuple(enlarged.notes),
+            routed_fraction=report.routed,
+            choice=report.choice,
         )
 
     def method(self, plan: SizePlan) -> str:
@@ -198,9 +275,15 @@ class Upscaler:
         return "copy" if plan.render_size == plan.input_size else "lanczos"
 
     def _resample_channels(
-        self, pixels: np.ndarray, has_alpha: bool, size: Size, progress: Progress | None
+        self,
+        pixels: np.ndarray,
+        has_alpha: bool,
+        size: Size,
+        progress: Progress | None,
+        model: LoadedModel,
+        report: _Report,
     ) -> np.ndarray:
-        """Colour (premultiplied when there is alpha) and alpha to `size`, each through `_resample`."""
+        """Colour (premultiplied when there is alpha) and alpha to `size`, each through `_resample` with `model`."""
         colour = pixels[..., :-1] if has_alpha else pixels
         gray = colour.shape[-1] == 1
         alpha = pixels[..., -1:] if has_alpha else None
@@ -208,13 +291,13 @@ class Upscaler:
         premultiply = alpha is not None and not constant_alpha
         passes = 2 if premultiply else 1
         colour_in = colour * alpha if premultiply else colour
-        out = self._resample(_to_rgb(colour_in), size, _pass_progress(progress, 0, passes))
+        out = self._resample(_to_rgb(colour_in), size, _pass_progress(progress, 0, passes), model, report)
         if alpha is None:
             channels = [out]
         elif constant_alpha:
             channels = [out, np.full((size[1], size[0], 1), alpha.flat[0], dtype=np.float32)]
         else:
-            out_alpha = self._resample(_to_rgb(alpha), size, _pass_progress(progress, 1, passes))
+            out_alpha = self._resample(_to_rgb(alpha), size, _pass_progress(progress, 1, passes), model, report)
             out_alpha = np.clip(out_alpha.mean(axis=-1, keepdims=True), 0.0, 1.0)
             safe = np.maximum(out_alpha, ALPHA_FLOOR)
             out = np.where(out_alpha >= ALPHA_FLOOR, np.clip(out, 0.0, None) / safe, 0.0)
@@ -222,16 +305,29 @@ class Upscaler:
         channels[0] = channels[0].mean(axis=-1, keepdims=True) if gray else channels[0]
         return np.clip(np.concatenate(channels, axis=-1), 0.0, 1.0)
 
-    def _resample(self, rgb: np.ndarray, size: Size, progress: Progress | None) -> np.ndarray:
-        """H×W×3 → size: the model up to the larger of input and target on each axis, then Lanczos down."""
+    def _resample(
+        self, rgb: np.ndarray, size: Size, progress: Progress | None, model: LoadedModel, report: _Report
+    ) -> np.ndarray:
+        """H×W×3 → size: the model up to the larger of input and target on each axis, then Lanczos down.
+
+        Adaptive where asked and the model has a little path; the first pass's routed share goes in `report`.
+        """
         in_h, in_w = rgb.shape[:2]
         grown = (max(size[0], in_w), max(size[1], in_h))
         if grown != (in_w, in_h):
             lr = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))[None]
-            out = render(
-                self.model, lr.to(self.device), (grown[1], grown[0]),
-                tile=self.tile, precision=self.precision, progress=progress,
-            )
+            if self.routing is not None and model.descriptor.little is not None:
+                adaptive = render_adaptive(
+                    model, lr.to(self.device), (grown[1], grown[0]), self.routing,
+                    tile=self.tile, precision=self.precision, progress=progress,
+                )
+                out = adaptive.image
+                report.routed = adaptive.routed if report.routed is None else report.routed
+            else:
+                out = render(
+                    model, lr.to(self.device), (grown[1], grown[0]),
+                    tile=self.tile, precision=self.precision, progress=progress,
+                )
             rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).numpy()
         if grown != size:
             rgb = lanczos(rgb, size)
@@ -247,6 +343,17 @@ def lanczos(pixels: np.ndarray, size: Size) -> np.ndarray:
         for c in range(pixels.shape[-1])
     ]
     return np.stack(planes, axis=-1)
+
+
+def check_backend(backend: str, model: object, device: torch.device, precision: str | None) -> None:
+    """Fail before loading anything if `backend` is unknown or cannot run what was asked (onnx: CPU, fp32)."""
+    if backend not in BACKENDS:
+        raise EnlargeError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == ONNX_BACKEND:
+        if model == AUTO:
+            raise EnlargeError(f"--model {AUTO} picks among PyTorch models; name one model for the onnx backend")
+        if device.type != "cpu" or precision == BF16:
+            raise EnlargeError("the onnx backend runs on the CPU in fp32; drop --device and --precision bf16")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -297,21 +404,36 @@ def upscale(
     size: Size | None = None,
     model: str | Path | None = None,
     fit: str = DEFAULT_FIT,
+    *,
+    adaptive: bool = False,
+    threshold: float | None = None,
+    route_fraction: float | None = None,
+    time_budget: float | None = None,
 ) -> Image.Image:
     """Enlarge a PIL image or an image file by `scale` or to `size` (width, height); returns a PIL image.
 
     The model is loaded on first use and kept for later calls. A file keeps its ICC profile and EXIF in
     `result.info`; 16-bit grayscale comes back as mode "I;16", 16-bit colour as 8-bit (Pillow has no 16-bit RGB).
+    `adaptive`, `threshold`, `route_fraction` and `time_budget` (with `model="auto"`) are as for `Upscaler`.
     """
     decoded = read_image(image) if isinstance(image, (str, Path)) else _from_pil(image)
     request = SizeRequest(scale=scale, size=size, fit=fit)
     plan = request.plan((decoded.width, decoded.height))
-    return _to_pil(_shared_upscaler(model).upscale_image(decoded, plan))
+    upscaler = _shared_upscaler(model, adaptive, threshold, route_fraction, time_budget)
+    return _to_pil(upscaler.upscale_image(decoded, plan))
 
 
 @functools.lru_cache(maxsize=SHARED_UPSCALERS)
-def _shared_upscaler(model: str | Path | None) -> Upscaler:
-    return Upscaler(model)
+def _shared_upscaler(
+    model: str | Path | None,
+    adaptive: bool,
+    threshold: float | None,
+    route_fraction: float | None,
+    time_budget: float | None,
+) -> Upscaler:
+    return Upscaler(
+        model, adaptive=adaptive, threshold=threshold, route_fraction=route_fraction, time_budget=time_budget
+    )
 
 
 def _from_pil(image: Image.Image) -> DecodedImage:

@@ -18,6 +18,12 @@ COMMAND_MODULES = (
     "train",
     "export",
     "eval",
+    "compress",
+    "serve",
+    "batch",
+    "profile",
+    "adaptive",
+    "calibrate",
 )
 
 EXIT_USER_ERROR = 2
@@ -30,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"enlarge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"enlarge.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"enlarge.cli.{name}":
-                continue  # command not built yet in this checkout
-            raise
-        module.register(sub)
+        importlib.import_module(f"enlarge.cli.{name}").register(sub)
     return parser
 
 

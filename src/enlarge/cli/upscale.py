@@ -14,11 +14,19 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from enlarge.engine.render import Progress
+from enlarge.engine.render import PRECISIONS, Progress
 from enlarge.errors import EnlargeError
 from enlarge.imageio import parse_color
 from enlarge.sizing import DEFAULT_FIT, DEFAULT_MAX_OUTPUT_MP, FITS, SizeRequest, parse_length, parse_scale, parse_size
-from enlarge.upscaler import DEFAULT_MAX_INPUT_MP, Result, Upscaler, max_input_pixels, plan_outputs
+from enlarge.upscaler import (
+    BACKENDS,
+    DEFAULT_MAX_INPUT_MP,
+    TORCH_BACKEND,
+    Result,
+    Upscaler,
+    max_input_pixels,
+    plan_outputs,
+)
 
 EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
 PROGRESS_DELAY_S = 1.0  # the bar appears only for work that takes longer than this
@@ -44,10 +52,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how the image meets --size: contain (inside, aspect kept), cover (fill, centre-crop), pad (contain, "
         "then pad to the box), stretch (exact box, aspect not kept); default %(default)s",
     )
-    parser.add_argument("--model", metavar="NAME|PATH", help="model name (see `enlarge models`) or weights file")
+    parser.add_argument(
+        "--model", metavar="NAME|PATH|auto",
+        help="model name (see `enlarge models`), weights file, or auto: per image, the bundled model that fits "
+        "--time-budget and is worth it for the image (needs `enlarge profile` once)",
+    )
+    parser.add_argument(
+        "--time-budget", type=float, metavar="SECONDS", help="with --model auto: seconds allowed per image"
+    )
+    routing = parser.add_argument_group("adaptive enlargement: the model only where the detail is")
+    routing.add_argument(
+        "--adaptive", action="store_true",
+        help="decode the model's residual only in regions expected to gain from it, bicubic elsewhere, blended "
+        "without seams (models with a bicubic skip, such as lite)",
+    )
+    routing.add_argument(
+        "--threshold", type=float, metavar="T",
+        help="with --adaptive: route a region when its expected MSE reduction (Y, 8-bit levels² per pixel) "
+        "exceeds T (default: the threshold calibrated on training data)",
+    )
+    routing.add_argument(
+        "--route-fraction", type=float, metavar="F",
+        help="with --adaptive: route the share F (0-1) of regions with the most to gain, instead of a threshold",
+    )
     parser.add_argument("--tile", type=int, metavar="N", help="tile size in input pixels (default: automatic)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="fp32, or bf16 on hardware with native bf16 (default: the model card's calibrated choice)",
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=TORCH_BACKEND,
+        help="torch (default), or onnx: the model exported to ONNX, run by onnxruntime (CPU, fp32; needs "
+        "enlarge[onnx]); --model may then name an `enlarge export --onnx` folder",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--quality", type=int, metavar="Q", help="JPEG/WebP quality (1-100)")
     parser.add_argument(
@@ -79,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
     )
     max_pixels = max_input_pixels(args.max_input_mp)
     background = parse_color(args.background) if args.background is not None else None
-    upscaler = Upscaler(args.model, device=args.device, threads=args.threads, tile=args.tile)
+    upscaler = Upscaler(
+        args.model, device=args.device, threads=args.threads, tile=args.tile, adaptive=args.adaptive,
+        threshold=args.threshold, route_fraction=args.route_fraction, time_budget=args.time_budget,
+        precision=args.precision, backend=args.backend,
+    )
     pairs = plan_outputs(args.inputs, request, args.output)  # last: it may create the output folder
     show_progress = not args.json and sys.stderr.isatty()
     failures = 0
@@ -101,9 +144,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(result: Result) -> str:
-    """`input WxH → output WxH, model, seconds`."""
+    """`input WxH → output WxH, model[ adaptive N% routed], seconds[; auto: why]`."""
     (in_w, in_h), (out_w, out_h) = result.input_size, result.output_size
-    return f"{result.input} {in_w}x{in_h} → {result.output} {out_w}x{out_h}, {result.model}, {result.seconds:.2f} s"
+    routed = "" if result.routed_fraction is None else f" adaptive {result.routed_fraction:.0%} routed"
+    choice = "" if result.choice is None else f"; auto: {result.choice}"
+    return (f"{result.input} {in_w}x{in_h} → {result.output} {out_w}x{out_h}, {result.model}{routed}, "
+            f"{result.seconds:.2f} s{choice}")
 
 
 @contextmanager

@@ -21,8 +21,12 @@ from enlarge.models.liif import LIIF
 from enlarge.models.lite import Lite
 
 ARCHS: dict[str, type[nn.Module]] = {"liif": LIIF, "lite": Lite, "bicubic": Bicubic}
+# Architectures whose output is a weight-free registered model plus a predicted residual: that model is their
+# cheap "little" path, so adaptive enlargement can decode the residual only where it pays (engine/adaptive.py).
+LITTLE_PATHS: dict[str, str] = {"lite": "bicubic"}
 WEIGHTS_PACKAGE = "enlarge.weights"
 DEFAULT_TRAINED_SCALES = (1.0, 4.0)
+LINEAR_ACTIVATIONS = "linear_activations"  # config key: ReLUs replaced by identity (enlarge compress)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Descriptor:
     has_weights: bool = False
     card: ModelCard | None = None
     source: str = "registry"  # where the weights came from (bundled file, path)
+    little: str | None = None  # registered model equal to this one minus its residual (LITTLE_PATHS)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,13 +93,35 @@ def parameter_count(module: nn.Module) -> int:
 
 
 def build(arch: str, config: dict[str, Any]) -> nn.Module:
-    """Instantiate an architecture with random weights (training, tests); raises ModelError if unknown."""
+    """Instantiate an architecture with random weights (training, tests); raises ModelError if unknown.
+
+    `config` may name `linear_activations`: rectifiers that run as identity in a depth-reduced model.
+    """
     if arch not in ARCHS:
         raise ModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHS))}")
+    settings = dict(config)
+    linear = settings.pop(LINEAR_ACTIVATIONS, [])
     try:
-        return ARCHS[arch](**config)
+        module = ARCHS[arch](**settings)
     except TypeError as exc:
         raise ModelError(f"invalid settings for architecture {arch!r}: {exc}") from None
+    linearize(module, linear)
+    return module
+
+
+def linearize(module: nn.Module, names: list[str]) -> None:
+    """Replace the named ReLU modules of `module` with identity, in place (parameter names do not change)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelError(f"{LINEAR_ACTIVATIONS} must be a list of module names, got {names!r}")
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        try:
+            layer = module.get_submodule(name)
+        except AttributeError:
+            raise ModelError(f"{LINEAR_ACTIVATIONS}: {name!r} is not a module of this architecture") from None
+        if not isinstance(layer, nn.ReLU):
+            raise ModelError(f"{LINEAR_ACTIVATIONS}: {name!r} is a {type(layer).__name__}, not a ReLU")
+        setattr(module.get_submodule(parent_name), child, nn.Identity())
 
 
 def describe(name: str, arch: str, config: dict[str, Any], module: nn.Module, *, has_weights: bool,
@@ -110,6 +137,7 @@ def describe(name: str, arch: str, config: dict[str, Any], module: nn.Module, *,
         has_weights=has_weights,
         card=card,
         source=source,
+        little=LITTLE_PATHS.get(arch),
     )
 
 

@@ -1,0 +1,276 @@
+"""Little–Big adaptive enlargement: speed against PSNR as the routing threshold sweeps, and `--model auto`'s budgets.
+
+    python benchmarks/adaptive.py                               # bundled lite, every image, print the tables
+    python benchmarks/adaptive.py --model PATH --limit 3        # another model, 3 images per set
+    python benchmarks/adaptive.py --write                       # also docs/results/adaptive.md and adaptive.png
+
+For each benchmark set (Set14, B100, Urban100 under ../shared/data/benchmark) and scale, every image goes through
+the SR protocol of `enlarge eval` (HR cropped to a multiple of the scale, MATLAB-bicubic LR, output rounded to
+8 bits, Y-PSNR with shave = scale) with the little path alone (bicubic), the big model alone, and the adaptive
+blend at each threshold of the model's calibration: the distinct per-bin expected gains at that scale, from
+"route nothing" to "route every bin big is expected to help", plus the calibrated default. A model without a
+calibration is swept over route fractions instead (a check that the script runs, not a result). Time is the wall
+time of the render (the fastest of `--repeats`; run on a quiet machine); points no other point beats on both
+time and PSNR are marked Pareto-optimal.
+
+Then `auto`: per image and time budget, the choice between little and big from a speed profile measured here,
+the render timed, and how often it met the budget. `--write` refuses models without a training record (random
+weights), and warns when the load average says another process competes for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+from enlarge.autoselect import Profile, Selector, measure
+from enlarge.engine import render
+from enlarge.engine.adaptive import Calibration, Routing, little_model, render_adaptive
+from enlarge.evaluation import LEVELS, Settings, find_dataset, load_pair, to_uint8
+from enlarge.fileutil import atomic_write_bytes, atomic_write_text
+from enlarge.metrics import psnr
+from enlarge.models.registry import LoadedModel, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "benchmark"
+RESULT = REPO / "docs" / "results" / "adaptive.md"
+PLOT = REPO / "docs" / "results" / "adaptive.png"
+SETS = "Set14,B100,Urban100"
+SCALES = "2,4"
+BUDGETS = "0.25,1,4"  # seconds per image given to `auto`
+FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.7)  # the sweep of a model without a calibration
+BUSY_LOAD = 0.5  # load average per core above which timings are not valid
+PLOT_DPI = 120
+PANEL = (4.0, 3.2)  # inches per panel
+
+T = TypeVar("T")
+
+
+@dataclass
+class Point:
+    """One operating point on one set at one scale: per-image PSNR, seconds and routed share."""
+
+    label: str
+    threshold: float | None = None
+    psnr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    routed: list[float] = field(default_factory=list)
+    decoded: list[float] = field(default_factory=list)
+
+
+@dataclass
+class AutoRow:
+    """`auto` under one budget on one set at one scale."""
+
+    budget: float
+    met: int = 0
+    big: int = 0
+    images: int = 0
+    psnr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def timed(run: Callable[..., T], *args: object, repeats: int = 1) -> tuple[T, float]:
+    """`run(*args)` and its wall time in seconds, the fastest of `repeats` runs."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = run(*args)
+        best = min(best, time.perf_counter() - start)
+    return value, best
+
+
+def score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
+    """Y-PSNR of the 8-bit-rounded SR against the HR, shave = scale (the protocol of `enlarge eval`)."""
+    return psnr(to_uint8(sr[0]).double() / LEVELS, hr.double() / LEVELS, scale, "y")
+
+
+def sweep(calibration: Calibration | None, scale: int) -> list[tuple[str, Routing]]:
+    """The adaptive operating points at `scale`: the calibration's thresholds, or route fractions without one."""
+    if calibration is None:
+        return [(f"fraction {f:g}", Routing(route_fraction=f)) for f in FRACTIONS]
+    gains = sorted({round(float(g), 6) for g in calibration.bin_gains(scale) if g > 0}, reverse=True)
+    points = [(f"threshold {t:.3g}", Routing(threshold=t)) for t in [*gains[1:], 0.0]]
+    default = calibration.threshold(scale)
+    return [*points, (f"default {default:.3g}", Routing(threshold=default))]
+
+
+def run_set(
+    big: LoadedModel, little: LoadedModel, folder: Path, scale: int, limit: int | None, budgets: list[float],
+    profile: Profile, repeats: int = 1,
+) -> tuple[list[Point], list[AutoRow]]:
+    """Every operating point and every budget over one set at one scale."""
+    settings = Settings(scales=(scale,), limit=limit)
+    dataset = find_dataset(folder, limit)
+    calibration = Calibration.of(big.descriptor)
+    routes = sweep(calibration, scale)
+    points = [Point("little (bicubic)"), *(Point(label, r.threshold) for label, r in routes), Point("big")]
+    autos = [AutoRow(b) for b in budgets]
+    selectors = [Selector([little, big], profile, b) for b in budgets]
+    for hr_path in dataset.images:
+        hr, lr8 = load_pair(dataset, hr_path, scale, settings)
+        lr = lr8.unsqueeze(0).float() / LEVELS
+        size = (hr.shape[-2], hr.shape[-1])
+        sr, seconds = timed(render, little, lr, size, repeats=repeats)
+        points[0].psnr.append(score(sr, hr, scale))
+        points[0].seconds.append(seconds)
+        points[0].routed.append(0.0)
+        points[0].decoded.append(0.0)
+        for point, (_, routing) in zip(points[1:-1], routes):
+            out, seconds = timed(render_adaptive, big, lr, size, routing, repeats=repeats)
+            point.psnr.append(score(out.image, hr, scale))
+            point.seconds.append(seconds)
+            point.routed.append(out.routed)
+            point.decoded.append(out.decoded)
+        sr, seconds = timed(render, big, lr, size, repeats=repeats)
+        points[-1].psnr.append(score(sr, hr, scale))
+        points[-1].seconds.append(seconds)
+        points[-1].routed.append(1.0)
+        points[-1].decoded.append(1.0)
+        for row, chooser in zip(autos, selectors):
+            choice = chooser.choose(lr, size)
+            sr, seconds = timed(render, choice.model, lr, size)
+            row.images += 1
+            row.met += seconds <= row.budget
+            row.big += choice.model is big
+            row.psnr.append(score(sr, hr, scale))
+            row.seconds.append(seconds)
+        print(f"{dataset.name} ×{scale} {hr_path.name}: little {points[0].psnr[-1]:.2f} dB, "
+              f"big {points[-1].psnr[-1]:.2f} dB", file=sys.stderr)
+    return points, autos
+
+
+def pareto(points: list[Point]) -> set[int]:
+    """Indices of points that no other point beats on both mean time and mean PSNR."""
+    means = [(mean(p.seconds), mean(p.psnr)) for p in points]
+    return {
+        i for i, (t, q) in enumerate(means)
+        if not any((t2 <= t and q2 >= q) and (t2, q2) != (t, q) for t2, q2 in means)
+    }
+
+
+def tables(results: dict[tuple[str, int], tuple[list[Point], list[AutoRow]]]) -> str:
+    """The Markdown tables: one sweep table per set and scale, then the `auto` budgets."""
+    lines = []
+    for (name, scale), (points, _) in results.items():
+        big_time = mean(points[-1].seconds)
+        little_psnr = mean(points[0].psnr)
+        best = pareto(points)
+        lines += [f"### {name} ×{scale} ({len(points[0].psnr)} images)", "",
+                  "| point | routed | decoded | s / image | time vs big | Y-PSNR | vs little | Pareto |",
+                  "|---|---:|---:|---:|---:|---:|---:|:-:|"]
+        for i, p in enumerate(points):
+            seconds = mean(p.seconds)
+            lines.append(
+                f"| {p.label} | {mean(p.routed):.0%} | {mean(p.decoded):.0%} | {seconds:.3f} | "
+                f"{seconds / big_time:.2f} | {mean(p.psnr):.2f} | {mean(p.psnr) - little_psnr:+.2f} | "
+                f"{'✓' if i in best else ''} |"
+            )
+        lines.append("")
+    lines += ["### `auto` under a time budget", "",
+              "| set | scale | budget s | met | chose big | Y-PSNR | s / image |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for (name, scale), (_, autos) in results.items():
+        for row in autos:
+            lines.append(
+                f"| {name} | ×{scale} | {row.budget:g} | {row.met}/{row.images} ({row.met / row.images:.0%}) | "
+                f"{row.big / row.images:.0%} | {statistics.fmean(row.psnr):.2f} | {statistics.fmean(row.seconds):.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[tuple[str, int], tuple[list[Point], list[AutoRow]]]) -> bytes:
+    """PSNR against time relative to big-only, one panel per set and scale, Pareto points joined."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(PANEL[0] * len(results), PANEL[1]))
+    axes = figure.subplots(1, len(results), squeeze=False)[0]
+    for ax, ((name, scale), (points, _)) in zip(axes, results.items()):
+        big_time = mean(points[-1].seconds)
+        xs = [mean(p.seconds) / big_time for p in points]
+        ys = [mean(p.psnr) for p in points]
+        ax.scatter(xs[1:-1], ys[1:-1], s=14, label="adaptive")
+        ax.scatter([xs[0], xs[-1]], [ys[0], ys[-1]], marker="s", color="black", label="little / big")
+        front = sorted(pareto(points), key=lambda i: xs[i])
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], color="tab:orange", label="Pareto")
+        ax.set_title(f"{name} ×{scale}")
+        ax.set_xlabel("time relative to big-only")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Y-PSNR (dB)")
+    axes[-1].legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PLOT_DPI)
+    return buffer.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lite", help="registered name or weights file (default %(default)s)")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding the benchmark sets")
+    parser.add_argument("--sets", default=SETS, help="comma-separated set folders (default %(default)s)")
+    parser.add_argument("--scales", default=SCALES, help="comma-separated integer scales (default %(default)s)")
+    parser.add_argument("--limit", type=int, help="images per set (default: all)")
+    parser.add_argument("--budgets", default=BUDGETS, help="seconds per image for auto (default %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=1, help="time each render this many times, keep the fastest")
+    parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)} and the plot")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    big = load_model(args.model)
+    if args.write and not (big.descriptor.card and big.descriptor.card.training):
+        print(f"error: {args.model} has no training record in its card; results of untrained weights are not "
+              "written", file=sys.stderr)
+        return 2
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    warning = f"load average {load:.2f} per core: another process used the CPU, timings are not valid"
+    if load > BUSY_LOAD:
+        print(f"warning: {warning}", file=sys.stderr)
+    little = little_model(big)
+    profile = measure([little, big])  # also warms both models up before anything is timed
+    budgets = [float(b) for b in args.budgets.split(",")]
+    results = {}
+    for name in args.sets.split(","):
+        for scale in (int(s) for s in args.scales.split(",")):
+            results[(name, scale)] = run_set(
+                big, little, args.data / name, scale, args.limit, budgets, profile, args.repeats
+            )
+    text = tables(results)
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+               f"{torch.get_num_threads()} threads")
+    calibrated = Calibration.of(big.descriptor) is not None
+    print(text)
+    if args.write:
+        command = shlex.join(["python", "benchmarks/adaptive.py", *sys.argv[1:]])
+        note = f"\n**Warning:** {warning}\n" if load > BUSY_LOAD else ""
+        atomic_write_text(RESULT, (
+            "# Adaptive enlargement (Little–Big)\n\n"
+            f"Produced by `{command}` with model `{big.descriptor.name}` ({big.descriptor.source}); "
+            f"{'thresholds from its calibration' if calibrated else 'uncalibrated: route fractions'}. "
+            "Little = bicubic (the model's skip), big = the model; adaptive decodes the model's residual only on "
+            "routed regions. Y-PSNR with shave = scale on 8-bit outputs; wall time per image.\n\n"
+            f"Machine: {machine}\n{note}\n![speed against PSNR](adaptive.png)\n\n" + text
+        ))
+        atomic_write_bytes(PLOT, plot(results))
+        print(f"wrote {RESULT.relative_to(REPO)} and {PLOT.relative_to(REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
