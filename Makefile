@@ -42,3 +42,10 @@ browser-deps:
 	else \
 		echo "browser-deps: not root and no password-less sudo; run: sudo apt-get install chromium chromium-driver" >&2; \
 	fi
+
+# Ship the current best lite weights: export, then the calibrations that live in its model card.
+.PHONY: weights
+weights: $(STAMP)
+	$(VENV)/bin/enlarge export runs/lite --name lite --which best
+	$(VENV)/bin/enlarge calibrate --model lite
+	$(VENV)/bin/enlarge calibrate-adaptive --model lite
