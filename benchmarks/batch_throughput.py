@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine_info import cpu_summary  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "batch.md"
 EXAMPLES = REPO / "examples"
@@ -108,15 +110,7 @@ def measure(work: Path, engine: str, model: str) -> Row:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu_summary()}, Python {platform.python_version()}"
 
 
 def load_note(before: float, after: float, note: str | None) -> str:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from machine_info import cpu_summary  # beside this script
+
 import httpx
 import psutil
 from PIL import Image
@@ -155,11 +157,7 @@ def percentiles(values: list[float]) -> dict[int, float]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu_summary()}, Python {platform.python_version()}"
 
 
 def report(

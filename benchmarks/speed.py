@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from machine_info import cpu_summary  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "speed.md"
@@ -83,15 +84,7 @@ def machine(threads: int) -> str:
 
     from enlarge.engine.precision import bf16_supported
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, CPU capability "
+    return (f"{cpu_summary()}, torch {torch.__version__}, CPU capability "
             f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {'yes' if bf16_supported() else 'no'}, "
             f"{threads} threads")
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from enlarge.engine.precision import precision_context, resolve_precision
 from enlarge.engine.query import QUERY_CHUNK, Frame, output_axis, query_grid
 from enlarge.engine.render import Progress, render
-from enlarge.engine.tiling import Span, auto_tile, owned_range, spans
+from enlarge.engine.tiling import Span, channels_last_copy, plan_tiles
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.metrics import PEAK, rgb_to_y
 from enlarge.models.registry import Descriptor, LoadedModel, create
@@ -302,43 +302,32 @@ def render_routed(
 ) -> AdaptiveOutput:
     """The blend for a given block map `routed` (ceil(h/BLOCK)×ceil(w/BLOCK) booleans), tile by tile."""
     precision = resolve_precision(precision, model.descriptor.default_precision, lr.device)
-    _, _, h, w = lr.shape
+    h, w = lr.shape[-2:]
     big_h, big_w = out_size
-    tile = tile if tile is not None else auto_tile(h, w)
-    tile = tile or max(h, w)
     margin = max(model.descriptor.receptive_field, little.descriptor.receptive_field)
-    rows, cols = output_axis(big_h), output_axis(big_w)
-    rows_lr, cols_lr = (rows + 1) / 2 * h, (cols + 1) / 2 * w
+    plan = plan_tiles((h, w), out_size, tile, margin)
+    rows, cols, rows_lr, cols_lr = plan.rows, plan.cols, plan.rows_lr, plan.cols_lr
     block_rows, block_cols = _blocks_of(rows_lr, routed.shape[0]), _blocks_of(cols_lr, routed.shape[1])
     out = torch.empty(1, 3, big_h, big_w)
-    plan = [(sy, sx) for sy in spans(h, tile, margin) for sx in spans(w, tile, margin)]
     decoded = 0
     with torch.inference_mode(), precision_context(precision, lr.device):
-        for done, (sy, sx) in enumerate(plan):
-            r0, r1 = owned_range(rows_lr, sy)
-            c0, c1 = owned_range(cols_lr, sx)
-            if r1 > r0 and c1 > c0:
-                crop = lr[:, :, sy.pad_start : sy.pad_stop, sx.pad_start : sx.pad_stop]
-                frame = Frame(sy.pad_start, sx.pad_start, crop.shape[2], crop.shape[3], (h, w))
-                target = out[:, :, r0:r1, c0:c1]
-                target[:] = query_grid(
-                    little.module, little.module.encode(crop), frame, rows[r0:r1], cols[c0:c1], out_size, chunk
+        for done, job in enumerate(plan.jobs):
+            r, c = job.rows, job.cols
+            target = out[:, :, r, c]
+            target[:] = query_grid(
+                little.module, little.module.encode(job.crop(lr)), job.frame, rows[r], cols[c], out_size, chunk
+            )
+            mask = feathered_mask(routed, block_rows, block_cols, (r.start, r.stop), (c.start, c.stop))
+            boxes = _windows(mask > 0, rows_lr[r], cols_lr[c], margin, job.ys, job.xs, (h, w))
+            for box_rows, box_cols, window in boxes:
+                crop = lr[:, :, window.top : window.top + window.height, window.left : window.left + window.width]
+                feats = model.module.encode(channels_last_copy(crop))
+                decoded += _decode_big(
+                    model, feats, window, rows[r][box_rows], cols[c][box_cols], out_size, chunk,
+                    mask[box_rows, box_cols], target[:, :, box_rows, box_cols],
                 )
-                mask = feathered_mask(routed, block_rows, block_cols, (r0, r1), (c0, c1))
-                for box_rows, box_cols, window in _windows(
-                    mask > 0, rows_lr[r0:r1], cols_lr[c0:c1], margin, sy, sx, (h, w)
-                ):
-                    crop = lr[:, :, window.top : window.top + window.height, window.left : window.left + window.width]
-                    # channels-last, as `render` encodes its tiles; copied into fresh strides, since a view of a
-                    # permuted HWC array can pass for channels-last yet make the convolutions return NCHW features,
-                    # which the grid path would then re-layout on each of the many decoder calls below
-                    feats = model.module.encode(torch.empty_like(crop, memory_format=torch.channels_last).copy_(crop))
-                    decoded += _decode_big(
-                        model, feats, window, rows[r0:r1][box_rows], cols[c0:c1][box_cols], out_size, chunk,
-                        mask[box_rows, box_cols], target[:, :, box_rows, box_cols],
-                    )
             if progress is not None:
-                progress(done + 1, len(plan))
+                progress(done + 1, len(plan.jobs))
     routed_pixels = torch.bincount(block_rows, minlength=routed.shape[0]).double() @ routed.double()
     routed_pixels = routed_pixels @ torch.bincount(block_cols, minlength=routed.shape[1]).double()
     pixels = big_h * big_w

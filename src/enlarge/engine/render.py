@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 
 from enlarge.engine.precision import PRECISIONS, precision_context, resolve_precision
-from enlarge.engine.query import QUERY_CHUNK, Frame, output_axis, query_grid
-from enlarge.engine.tiling import auto_tile, owned_range, spans
+from enlarge.engine.query import QUERY_CHUNK, query_grid
+from enlarge.engine.tiling import channels_last_copy, plan_tiles
 from enlarge.models.registry import LoadedModel
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles total); may raise to cancel between tiles
@@ -33,27 +33,15 @@ def render(
     faster layout for the CPU convolutions.
     """
     precision = resolve_precision(precision, model.descriptor.default_precision, lr.device)
-    _, _, h, w = lr.shape
-    big_h, big_w = out_size
-    tile = tile if tile is not None else auto_tile(h, w)
-    tile = tile or max(h, w)
-    margin = model.descriptor.receptive_field
-    rows, cols = output_axis(big_h), output_axis(big_w)
-    rows_lr, cols_lr = (rows + 1) / 2 * h, (cols + 1) / 2 * w
-    out = torch.empty(1, 3, big_h, big_w)
-    plan = [(sy, sx) for sy in spans(h, tile, margin) for sx in spans(w, tile, margin)]
+    plan = plan_tiles(lr.shape[-2:], out_size, tile, model.descriptor.receptive_field)
+    out = torch.empty(1, 3, *out_size)
     module = model.module
     with torch.inference_mode(), precision_context(precision, lr.device):
-        for done, (sy, sx) in enumerate(plan):
-            r0, r1 = owned_range(rows_lr, sy)
-            c0, c1 = owned_range(cols_lr, sx)
-            if r1 > r0 and c1 > c0:
-                crop = lr[:, :, sy.pad_start : sy.pad_stop, sx.pad_start : sx.pad_stop]
-                frame = Frame(sy.pad_start, sx.pad_start, crop.shape[2], crop.shape[3], (h, w))
-                feats = module.encode(crop.contiguous(memory_format=torch.channels_last))
-                out[:, :, r0:r1, c0:c1] = query_grid(
-                    module, feats, frame, rows[r0:r1], cols[c0:c1], out_size, chunk
-                )
+        for done, job in enumerate(plan.jobs):
+            feats = module.encode(channels_last_copy(job.crop(lr)))
+            out[:, :, job.rows, job.cols] = query_grid(
+                module, feats, job.frame, plan.rows[job.rows], plan.cols[job.cols], out_size, chunk
+            )
             if progress is not None:
-                progress(done + 1, len(plan))
+                progress(done + 1, len(plan.jobs))
     return out

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from enlarge.coords import axis_coords
+from enlarge.engine.query import Frame
+
 # Inputs up to this many pixels are encoded whole when no tile size is given.
 AUTO_TILE_MAX_PIXELS = 512 * 512
 AUTO_TILE = 384  # core size (LR pixels) of automatic tiles
@@ -42,3 +45,56 @@ def owned_range(centres_lr: torch.Tensor, span: Span) -> tuple[int, int]:
     bounds = torch.tensor([float(span.start), float(span.stop)], dtype=centres_lr.dtype)
     i0, i1 = torch.searchsorted(centres_lr, bounds).tolist()
     return i0, i1
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tile to run: the LR window to encode and the output rows/columns whose centres its core owns."""
+
+    frame: Frame
+    ys: Span
+    xs: Span
+    rows: slice
+    cols: slice
+
+    def crop(self, lr: torch.Tensor) -> torch.Tensor:
+        """The tile's encoded window of `lr` (1×3×h×w)."""
+        return lr[:, :, self.ys.pad_start : self.ys.pad_stop, self.xs.pad_start : self.xs.pad_stop]
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Output pixel centres (global coordinates and LR pixel units) and the non-empty tiles, in raster order."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    rows_lr: torch.Tensor
+    cols_lr: torch.Tensor
+    jobs: list[TileJob]
+
+
+def plan_tiles(lr_hw: tuple[int, int], out_size: tuple[int, int], tile: int | None, margin: int) -> TilePlan:
+    """Cut an h×w input into tiles of core `tile` (None: automatic) widened by `margin`, for an H×W output."""
+    h, w = lr_hw
+    tile = (tile if tile is not None else auto_tile(h, w)) or max(h, w)
+    rows, cols = axis_coords(out_size[0]), axis_coords(out_size[1])
+    rows_lr, cols_lr = (rows + 1) / 2 * h, (cols + 1) / 2 * w
+    jobs = []
+    for sy in spans(h, tile, margin):
+        r0, r1 = owned_range(rows_lr, sy)
+        for sx in spans(w, tile, margin):
+            c0, c1 = owned_range(cols_lr, sx)
+            if r1 > r0 and c1 > c0:
+                frame = Frame(sy.pad_start, sx.pad_start, sy.pad_stop - sy.pad_start, sx.pad_stop - sx.pad_start, (h, w))
+                jobs.append(TileJob(frame, sy, sx, slice(r0, r1), slice(c0, c1)))
+    return TilePlan(rows, cols, rows_lr, cols_lr, jobs)
+
+
+def channels_last_copy(crop: torch.Tensor) -> torch.Tensor:
+    """A fresh channels-last copy of an LR crop, the faster layout for the CPU convolutions.
+
+    A fresh copy rather than `.contiguous(channels_last)`: a view of a permuted HWC array can pass for
+    channels-last yet make the convolutions return NCHW features, which the grid decoder would then re-layout.
+    """
+    return torch.empty_like(crop, memory_format=torch.channels_last).copy_(crop)
+
