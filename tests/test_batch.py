@@ -1,8 +1,9 @@
 """`enlarge batch`: a killed job resumes to byte-identical outputs, re-runs skip, changes redo, bad inputs are
 reported, the Ray engine matches the local one, and spec errors are one line.
 
-Tiny images and the weight-free `bicubic` model keep it fast. The kill test slows each item with the documented
-test hook ENLARGE_BATCH_ITEM_DELAY_S so that the job is still running when it is killed.
+Tiny images and the weight-free `bicubic` model keep it fast (adaptive jobs: a tiny random-weight `lite` with a
+calibration, written as weights and card). The kill test slows each item with the documented test hook
+ENLARGE_BATCH_ITEM_DELAY_S so that the job is still running when it is killed.
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
+from safetensors.torch import save_file
 
 from enlarge.batch.runner import run_job
 from enlarge.batch.spec import load_job
 from enlarge.batch.work import ITEM_DELAY_ENV
 from enlarge.batch.workspace import STATE_DIR
 from enlarge.cli.main import main
+from enlarge.engine.adaptive import CALIBRATION_KEY, block_errors, fit_calibration, little_model
+from enlarge.models.card import ModelCard
+from enlarge.models.registry import LoadedModel, build, describe, parameter_count
 from enlarge.sizing import SizeRequest
 from enlarge.upscaler import Upscaler
 
@@ -36,6 +42,8 @@ KILL_AFTER = 5  # outputs that must exist before the job is killed
 ITEM_DELAY_S = 0.15  # per item in the killed run: 30 items take seconds, so the kill lands mid-way
 TIMEOUT_S = 120
 REPO = Path(__file__).resolve().parents[1]
+TINY_LITE = {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]}
+CALIBRATION_SIDE = 32  # HR side of the one image the tiny model is calibrated on
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -62,6 +70,23 @@ def reference(inputs: list[Path], folder: Path, scale: float = SCALE) -> dict[st
         upscaler.enlarge_file(source, target, SizeRequest(scale=scale))
         out[target.name] = target.read_bytes()
     return out
+
+
+def write_calibrated_tiny(folder: Path) -> Path:
+    """A random-weight `lite` small enough to run in milliseconds, with an adaptive calibration in its card (fit on
+    one random image at ×2), as `tiny.safetensors` and `tiny.json`; returns the weights path."""
+    torch.manual_seed(0)
+    module = build("lite", TINY_LITE).eval()
+    model = LoadedModel(module, describe("tiny", "lite", TINY_LITE, module, has_weights=False))
+    hr = torch.rand(1, 3, CALIBRATION_SIDE, CALIBRATION_SIDE, generator=torch.Generator().manual_seed(0))
+    hr = (hr * 255).round() / 255
+    errors = block_errors(model, little_model(model), torch.nn.functional.avg_pool2d(hr, 2), hr)
+    extra = {CALIBRATION_KEY: fit_calibration([errors], "bicubic", {}).to_dict()}
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(weights))
+    ModelCard("tiny", "lite", TINY_LITE, parameters=parameter_count(module), extra=extra).write(folder / "tiny.json")
+    return weights
 
 
 def write_job(path: Path, **sections: dict) -> Path:
@@ -213,10 +238,39 @@ def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path: Path, capsys: pytes
     assert {d.item.input.name for d in example.plan} == {"astronaut.png", "chelsea.png", "coffee.png"}
 
 
+def test_adaptive_job_runs_reports_routing_and_is_part_of_the_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = make_images(tmp_path / "in", 3)
+    weights = write_calibrated_tiny(tmp_path / "model")
+    flags = ("--input", tmp_path / "in", "--output", tmp_path / "out", "--model", weights, "--scale", "2",
+             "--workers", "1")
+    sections = {"input": {"folder": "in"}, "model": {"scale": 2, "adaptive": True}, "output": {"folder": "out"}}
+    assert load_job(None, sections).parameters()["adaptive"] is True
+    code, report, _ = run_cli(capsys, *flags, "--adaptive")
+    assert code == 0 and len(report["done"]) == len(inputs)
+    assert all(0.0 <= entry["routed_fraction"] <= 1.0 and entry["model"] == "tiny" for entry in report["done"])
+    code, report, _ = run_cli(capsys, *flags, "--adaptive", "--dry-run")
+    assert {entry["reason"] for entry in report["plan"]} == {"done earlier"}
+    code, report, _ = run_cli(capsys, *flags, "--dry-run")  # the same job without adaptive: other outputs
+    assert {entry["reason"] for entry in report["plan"]} == {"parameters changed"}
+
+
+def test_adaptive_job_with_a_model_that_cannot_route_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_images(tmp_path / "in", 1)
+    code = main(["batch", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--model", "bicubic",
+                 "--scale", "2", "--adaptive"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 1 and "'bicubic' has no cheap little path" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"model": {"scale": 2, "adaptive": True}}, "model.adaptive"),
+        ({"model": {"scale": 2, "adaptive": "yes"}}, "model.adaptive must be true or false"),
         ({"model": {"scale": 2, "backend": "onnx"}}, "model.backend onnx is not supported"),
         ({"model": {"scale": -2}}, "scale must be a positive"),
         ({"model": {"scale": 2, "colour": "red"}}, "unknown field(s) model.colour"),

@@ -575,6 +575,15 @@ def test_garbage_behind_a_known_signature_is_called_corrupt() -> None:
         decode_image_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, name="x.png")
 
 
+@pytest.mark.parametrize("signature", [b"\xff\xd8\xff", b"GIF89a", b"II*\x00", b"RIFF\x00\x00\x00\x00WEBP"])
+def test_an_unidentifiable_file_is_explained_without_pillow_internals(signature: bytes) -> None:
+    """Pillow's "cannot identify image file <_io.BytesIO object at 0x…>" becomes what it means and what to do."""
+    with pytest.raises(InputError) as excinfo:
+        decode_image_bytes(signature + b"\x00" * 20, name="x.jpg")
+    expected = "x.jpg is truncated or corrupt (its header cannot be read); re-download or re-export it"
+    assert one_line(excinfo) == expected
+
+
 def test_empty_upload() -> None:
     with pytest.raises(InputError, match="empty"):
         decode_image_bytes(b"")

@@ -1,12 +1,14 @@
 """`enlarge serve` through its HTTP API: the happy path, every bad input as a 4xx JSON line, auth, the queue,
 the time limit, and the worker pool's kill-and-replace.
 
-Small images and the weight-free bicubic model keep it fast; each app starts one worker process.
+Small images and the weight-free bicubic model keep it fast; each app starts one worker process. The service
+offers only bundled models, so the adaptive happy path runs at the worker function with a tiny random `lite`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import struct
@@ -18,16 +20,20 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
-from enlarge.errors import ConfigError
+from enlarge.engine.adaptive import CALIBRATION_KEY, block_errors, fit_calibration, little_model
+from enlarge.errors import ConfigError, ModelError
+from enlarge.models.card import ModelCard
+from enlarge.models.registry import LoadedModel, build, describe
 from enlarge.serve import ServeConfig, create_app
 from enlarge.serve.errors import QueueFullError, TimeLimitError, WorkerLostError
 from enlarge.serve.pool import KILL_GRACE_S, WorkerPool
-from enlarge.serve.worker import init_worker
-from enlarge.sizing import FITS
+from enlarge.serve.worker import Job, add_model, enlarge_job, init_worker
+from enlarge.sizing import FITS, PIXELS_PER_MP, SizeRequest
 
 with warnings.catch_warnings():  # Starlette's notice that it prefers httpx2 to the installed httpx
     warnings.simplefilter("ignore", UserWarning)
@@ -36,6 +42,7 @@ with warnings.catch_warnings():  # Starlette's notice that it prefers httpx2 to 
 SMALL = (16, 12)
 MAX_UPLOAD_MB = 0.5
 MAX_INPUT_MP = 0.01  # 10,000 pixels: a 100x100 input
+MAX_INPUT_PIXELS = int(MAX_INPUT_MP * PIXELS_PER_MP)
 MAX_OUTPUT_MP = 0.25
 TIGHT_TIMEOUT_S = 0.5
 SLOW_INPUT = (1000, 1000)  # ×4 is 16 MP in many tiles: far longer than TIGHT_TIMEOUT_S on any CPU
@@ -44,6 +51,8 @@ WAIT_S = 30.0  # for a worker to start or a job to show up in /healthz
 POLL_S = 0.02
 TOKEN = "s3cret-token"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY_LITE = {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]}
+CALIBRATION_SIDE = 32  # HR side of the one image the tiny model is calibrated on
 MAGIC = {"png": PNG_SIGNATURE, "jpeg": b"\xff\xd8\xff", "webp": b"RIFF"}
 
 
@@ -76,6 +85,21 @@ def animated_gif() -> bytes:
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
     return buffer.getvalue()
+
+
+def tiny_lite(name: str, calibrated: bool) -> LoadedModel:
+    """A random-weight `lite` small enough to run in milliseconds; `calibrated`: with an adaptive calibration in
+    its card, fit on one random image at ×2 (enough for the default threshold to apply)."""
+    torch.manual_seed(0)
+    module = build("lite", TINY_LITE).eval()
+    model = LoadedModel(module, describe(name, "lite", TINY_LITE, module, has_weights=False))
+    if calibrated:
+        hr = torch.rand(1, 3, CALIBRATION_SIDE, CALIBRATION_SIDE, generator=torch.Generator().manual_seed(0))
+        hr = (hr * 255).round() / 255
+        errors = block_errors(model, little_model(model), torch.nn.functional.avg_pool2d(hr, 2), hr)
+        calibration = fit_calibration([errors], "bicubic", {})
+        model.descriptor.card = ModelCard(name, "lite", TINY_LITE, extra={CALIBRATION_KEY: calibration.to_dict()})
+    return model
 
 
 def upload(data: bytes, name: str = "photo.png") -> dict[str, tuple[str, bytes, str]]:
@@ -167,7 +191,9 @@ def test_shrink_is_reported_as_lanczos(client: TestClient) -> None:
 def test_models_health_schema_and_page(client: TestClient) -> None:
     models = client.get("/v1/models").json()
     assert models["default"] in {m["name"] for m in models["models"] if m["available"]}
-    assert models["adaptive"] is False
+    adaptive = {m["name"]: m["adaptive"] for m in models["models"]}
+    assert adaptive["bicubic"] is False  # no little path
+    assert all(m["available"] for m in models["models"] if m["adaptive"])  # offered only where it can run
     assert client.get("/healthz").json() == {"status": "ok", "workers": 1, "busy": 0, "waiting": 0}
     schema = client.get("/openapi.json").json()
     assert {"/v1/upscale", "/v1/models", "/healthz"} <= set(schema["paths"])
@@ -203,7 +229,7 @@ BAD_FIELDS = [
     ({"scale": "2", "model": "/etc/passwd"}, 400, "not a model name"),
     ({"scale": "2", "model": "../src/enlarge/weights/lite.safetensors"}, 400, "not a model name"),
     ({"scale": "2", "model": "liif-rdn"}, 400, "no weights"),
-    ({"scale": "2", "adaptive": "true"}, 400, "adaptive is not available yet"),
+    ({"scale": "2", "model": "bicubic", "adaptive": "true"}, 400, "'bicubic' has no cheap little path"),
     ({"scale": "2", "adaptive": "maybe"}, 422, "adaptive"),
 ]
 
@@ -280,6 +306,31 @@ def test_declared_length_over_the_limit_is_refused_unread(client: TestClient) ->
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert_json_error(client.get("/v1/nothing"), 404)
     assert_json_error(client.get("/v1/upscale"), 405)
+
+
+# ---------------------------------------------------------------------------------------------------- adaptive
+
+
+def test_adaptive_job_reports_the_routed_fraction() -> None:
+    """The worker function with a calibrated tiny `lite`: adaptive jobs report their routed share (which the app
+    sends as X-Enlarge-Routed-Fraction), plain ones none."""
+    name = add_model(tiny_lite("tiny-calibrated", calibrated=True))
+    job = Job(image_bytes(), SizeRequest(scale=2.5), name, "png", MAX_INPUT_PIXELS, WAIT_S, adaptive=True)
+    result = enlarge_job(job)
+    assert result.model == name and result.output_size == (40, 30)
+    assert result.routed_fraction is not None and 0.0 <= result.routed_fraction <= 1.0
+    assert Image.open(io.BytesIO(result.data)).size == (40, 30)
+    assert enlarge_job(dataclasses.replace(job, adaptive=False)).routed_fraction is None
+    shrink = enlarge_job(dataclasses.replace(job, request=SizeRequest(scale=0.5)))
+    assert shrink.model == "lanczos" and shrink.routed_fraction is None  # no model ran, nothing routed
+
+
+def test_adaptive_job_without_a_calibration_is_a_typed_error() -> None:
+    name = add_model(tiny_lite("tiny-uncalibrated", calibrated=False))
+    job = Job(image_bytes(), SizeRequest(scale=2), name, "png", MAX_INPUT_PIXELS, WAIT_S, adaptive=True)
+    with pytest.raises(ModelError, match="no adaptive calibration"):
+        enlarge_job(job)
+    assert enlarge_job(dataclasses.replace(job, adaptive=False)).routed_fraction is None  # the model still works
 
 
 # ---------------------------------------------------------------------------------------------------- auth

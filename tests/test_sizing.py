@@ -113,6 +113,22 @@ def test_output_limit_names_the_numbers_and_the_flag() -> None:
         SizeRequest(size=(1000, 10), fit="cover", max_output_mp=0.5).plan((100, 100))
 
 
+@pytest.mark.parametrize(
+    ("request_", "shown"),
+    [
+        (SizeRequest(scale=1e308), "at scale 1e+308"),  # past the float range: no size to round
+        (SizeRequest(scale=1e200), "with a side over 1,000,000,000 pixels"),  # a finite float, a huge integer
+        (SizeRequest(width=10**400), "with a side over 1,000,000,000 pixels"),
+        (SizeRequest(size=(10**400, 10**400), fit="stretch"), "with a side over 1,000,000,000 pixels"),
+    ],
+)
+def test_absurd_sizes_are_over_the_limit_not_an_overflow(request_: SizeRequest, shown: str) -> None:
+    with pytest.raises(SizeError) as excinfo:
+        request_.plan((3, 2))
+    expected = f"output {shown} is above the 200 MP limit; ask for a smaller size or raise --max-output-mp"
+    assert str(excinfo.value) == expected
+
+
 def test_a_scale_that_rounds_to_nothing_is_refused() -> None:
     with pytest.raises(SizeError, match="would be 0x0"):
         SizeRequest(scale=0.001).plan((100, 100))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 import threading
 import zlib
@@ -153,6 +154,8 @@ _WITH_ALPHA = {"L": "LA", "RGB": "RGBA"}
 _PILLOW_16_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 _MAX_DETAIL_CHARS = 200
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # `<_io.BytesIO object at 0x…>`: no use to a reader
+_UNREADABLE_HEADER = "its header cannot be read"  # what Pillow's "cannot identify image file" means here
 _TEMP_TOKEN_BYTES = 8
 
 _PILLOW_SETTINGS_LOCK = threading.Lock()
@@ -599,8 +602,10 @@ def _corrupt_message(name: str, exc: Exception) -> str:
 
 
 def _detail(exc: Exception) -> str:
-    """An exception as one short line, for the middle of our own message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """An exception as one short line without object reprs, for the middle of our own message."""
+    if isinstance(exc, UnidentifiedImageError):  # its text is only "cannot identify image file <the stream>"
+        return _UNREADABLE_HEADER
+    text = " ".join(_OBJECT_REPR.sub("", str(exc)).split()) or type(exc).__name__
     return text[:_MAX_DETAIL_CHARS]
 
 

@@ -25,6 +25,7 @@ DEFAULT_FIT = "contain"  # never a silent stretch: the aspect ratio is kept unle
 DEFAULT_MAX_OUTPUT_MP = 200.0
 PIXELS_PER_MP = 1_000_000
 MAX_OUTPUT_FLAG = "--max-output-mp"
+MAX_SHOWN_SIDE = 10**9  # a size with a longer side is described in words in messages, not as hundreds of digits
 # Colour of the padding added by `--fit pad` when the image has no alpha and no background is given (RGB 0-255).
 DEFAULT_PAD_COLOR = (0, 0, 0)
 _SIZE_PATTERN = re.compile(r"^\s*(-?\d+)\s*[x×X*]\s*(-?\d+)\s*$")
@@ -124,7 +125,10 @@ class SizeRequest:
             raise SizeError(f"input size {in_w}x{in_h} is empty; nothing to enlarge")
         target = self.target
         if self.scale is not None:
-            plan = _simple(input_size, (_round_half_up(in_w * self.scale), _round_half_up(in_h * self.scale)))
+            scaled = (in_w * self.scale, in_h * self.scale)
+            if not all(math.isfinite(side) for side in scaled):  # past the float range: over any limit
+                raise self._over_limit("output", f"at scale {format_scale(self.scale)}")
+            plan = _simple(input_size, (_round_half_up(scaled[0]), _round_half_up(scaled[1])))
         elif target is None and self.width is not None:
             plan = _simple(input_size, (self.width, _scaled_side(in_h, self.width, in_w)))
         elif target is None:
@@ -135,18 +139,21 @@ class SizeRequest:
         return plan
 
     def _check_limit(self, plan: SizePlan) -> None:
+        """SizeError for an empty output or render, or one above `max_output_mp`; exact for sides of any size."""
         for what, (w, h) in (("output", plan.final_size), ("intermediate render", plan.render_size)):
             if w < 1 or h < 1:
                 raise SizeError(
                     f"{what} size for a {plan.input_size[0]}x{plan.input_size[1]} input would be {w}x{h}; "
                     "use a larger scale or size"
                 )
-            megapixels = w * h / PIXELS_PER_MP
-            if megapixels > self.max_output_mp:
-                raise SizeError(
-                    f"{what} {w}x{h} ({megapixels:.1f} MP) is above the {self.max_output_mp:g} MP limit; "
-                    f"ask for a smaller size or raise {MAX_OUTPUT_FLAG}"
-                )
+            if w * h > self.max_output_mp * PIXELS_PER_MP:  # integer against float: no overflow
+                raise self._over_limit(what, _describe_size(w, h))
+
+    def _over_limit(self, what: str, shown: str) -> SizeError:
+        return SizeError(
+            f"{what} {shown} is above the {self.max_output_mp:g} MP limit; "
+            f"ask for a smaller size or raise {MAX_OUTPUT_FLAG}"
+        )
 
 
 def parse_scale(text: str) -> float:
@@ -186,6 +193,13 @@ def format_scale(scale: float) -> str:
 def _check_sides(sides: tuple[int, ...], what: str) -> None:
     if any(side < 1 for side in sides):
         raise SizeError(f"{what} has a zero or negative side; every side must be at least 1 pixel")
+
+
+def _describe_size(w: int, h: int) -> str:
+    """`WxH (N MP)` for messages; a size with a side past MAX_SHOWN_SIDE in words."""
+    if max(w, h) > MAX_SHOWN_SIDE:
+        return f"with a side over {MAX_SHOWN_SIDE:,} pixels"
+    return f"{w}x{h} ({w * h / PIXELS_PER_MP:.1f} MP)"
 
 
 def _round_half_up(value: float) -> int:

@@ -197,6 +197,18 @@ class Upscaler:
         """
         return self._upscale(decoded, plan, background, progress)[0]
 
+    def upscale_image_routed(
+        self,
+        decoded: DecodedImage,
+        plan: SizePlan,
+        *,
+        background: Color | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[DecodedImage, float | None]:
+        """`upscale_image`, and the share of the output the big model decoded (None unless adaptive ran)."""
+        enlarged, report = self._upscale(decoded, plan, background, progress)
+        return enlarged, report.routed
+
     def _upscale(
         self, decoded: DecodedImage, plan: SizePlan, background: Color | None, progress: Progress | None
     ) -> tuple[DecodedImage, _Report]:

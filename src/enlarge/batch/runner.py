@@ -44,6 +44,7 @@ SECONDS_PER_MINUTE = 60
 LIST_COMMENT = "#"
 MAX_CRASH_CHARS = 300
 NOT_OURS = "the output exists and this job did not write it"
+ROUTED_DIGITS = 4  # decimals of an item's routed fraction in the report
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Report:
         return {
             "done": [
                 _entry(item, input_size=list(o.input_size or ()), output_size=list(o.output_size or ()),
-                       model=o.method, seconds=round(o.seconds, 3), notes=list(o.notes))
+                       model=o.method, seconds=round(o.seconds, 3), notes=list(o.notes), **_routed(o))
                 for item, o in self.done
             ],
             "skipped": [_entry(d.item, reason=d.reason) for d in self.skipped],
@@ -141,7 +142,9 @@ class Engine(Protocol):
 def run_job(job: JobSpec, *, dry_run: bool = False, progress: bool = False) -> Report:
     """Run (or, with `dry_run`, only plan) `job`; `progress` shows a bar with rate and ETA on stderr."""
     start = time.perf_counter()
-    upscaler = Upscaler(job.model.name, tile=job.model.tile, precision=job.model.precision)  # fails fast
+    upscaler = Upscaler(  # fails fast: an unknown model, or adaptive for one that cannot route
+        job.model.name, tile=job.model.tile, precision=job.model.precision, adaptive=job.model.adaptive
+    )
     params = params_hash(job, upscaler)
     report = Report(engine=job.run.engine, threads=job.run.threads, dry_run=dry_run)
     folder = job.output.folder.absolute()
@@ -272,6 +275,7 @@ def _execute(job: JobSpec, workspace: Workspace, todo: list[Item], params: str, 
     """Stream `todo` through an engine, retrying crashes, recording every outcome as it arrives."""
     config = WorkerConfig(
         model=job.model.name,
+        adaptive=job.model.adaptive,
         threads=job.run.threads,
         tile=job.model.tile,
         precision=job.model.precision,
@@ -387,3 +391,10 @@ def _one_line(error: BaseException) -> str:
 
 def _entry(item: Item, **fields: Any) -> dict[str, Any]:
     return {"input": str(item.input), "output": str(item.output), **fields}
+
+
+def _routed(outcome: Outcome) -> dict[str, float]:
+    """`routed_fraction` for a report entry when the item ran adaptively, nothing otherwise."""
+    if outcome.routed_fraction is None:
+        return {}
+    return {"routed_fraction": round(outcome.routed_fraction, ROUTED_DIGITS)}

@@ -5,8 +5,8 @@ A job file has four sections (see `examples/job.yaml` and `docs/batch.md`):
 - `input`: exactly one of `folder` (its images, not recursive), `glob` (`**` recurses) or `list` (a text file,
   one path per line, `#` comments); `max_input_mp`;
 - `model`: `name` (registered name or weights file), exactly one of `scale`, `size` (`WxH`, shaped by `fit`),
-  `width` / `height`; `adaptive` and `backend` (accepted, refused when they ask for what does not exist yet),
-  `tile`, `precision`, `max_output_mp`;
+  `width` / `height`; `adaptive` (the big model only where an image has detail: a model with a little path and
+  an adaptive calibration), `backend` (torch only), `tile`, `precision`, `max_output_mp`;
 - `output`: `folder`, `naming` (placeholders below), `format`, `quality`, `background`, `overwrite`
   (skip | overwrite | error, for files this job did not write), `write_by` (driver | worker);
 - `run`: `engine` (local | ray), `address` (ray), `workers` (0: automatic), `threads` (per worker), `retries`.
@@ -95,6 +95,7 @@ class ModelSpec:
 
     name: str
     request: SizeRequest
+    adaptive: bool
     backend: str
     tile: int | None
     precision: str | None
@@ -142,6 +143,7 @@ class JobSpec:
             "width": request.width,
             "height": request.height,
             "fit": request.fit,
+            "adaptive": self.model.adaptive,
             "backend": self.model.backend,
             "tile": self.model.tile,
             "quality": self.output.quality,
@@ -317,8 +319,6 @@ def _model(fields: _Fields) -> ModelSpec:
     precision = fields.get("precision", (str,), "a string")
     max_output_mp = fields.number("max_output_mp", DEFAULT_MAX_OUTPUT_MP)
     fields.finish()
-    if adaptive:
-        raise ConfigError("model.adaptive (a model chosen per image) is not supported yet; set it to false")
     if backend not in BACKENDS:
         raise ConfigError(f"model.backend {backend} is not supported by batch yet; use {', '.join(BACKENDS)}")
     if precision is not None and precision not in PRECISIONS:
@@ -334,7 +334,9 @@ def _model(fields: _Fields) -> ModelSpec:
         )
     except EnlargeError as exc:
         raise ConfigError(f"model: {exc}") from None
-    return ModelSpec(name=name, request=request, backend=backend, tile=tile, precision=precision)
+    return ModelSpec(
+        name=name, request=request, adaptive=adaptive, backend=backend, tile=tile, precision=precision
+    )
 
 
 def _output(fields: _Fields) -> OutputSpec:

@@ -29,6 +29,7 @@ class WorkerConfig:
     """What every item of a job shares; sent to each worker once."""
 
     model: str
+    adaptive: bool
     threads: int
     tile: int | None
     precision: str | None
@@ -59,6 +60,7 @@ class Outcome:
     output_size: Size | None = None
     method: str = ""
     notes: tuple[str, ...] = ()
+    routed_fraction: float | None = None  # adaptive: share of the output the big model decoded
     seconds: float = 0.0
 
 
@@ -67,7 +69,10 @@ class ItemWorker:
 
     def __init__(self, config: WorkerConfig) -> None:
         self._config = config
-        self._upscaler = Upscaler(config.model, threads=config.threads, tile=config.tile, precision=config.precision)
+        self._upscaler = Upscaler(
+            config.model, threads=config.threads, tile=config.tile, precision=config.precision,
+            adaptive=config.adaptive,
+        )
         self._delay = float(os.environ.get(ITEM_DELAY_ENV) or 0)
 
     def process(self, task: Task) -> Outcome:
@@ -79,7 +84,7 @@ class ItemWorker:
             decoded = decode_image_bytes(task.data, max_pixels=config.max_pixels, name=task.input)
             plan = config.request.plan((decoded.width, decoded.height))
             check_encodable(decoded, output, config.quality, config.background)
-            enlarged = self._upscaler.upscale_image(decoded, plan, background=config.background)
+            enlarged, routed = self._upscaler.upscale_image_routed(decoded, plan, background=config.background)
             data = encode_image_bytes(enlarged, output.suffix, quality=config.quality, background=config.background)
             if config.tmp is not None:
                 write_output(output, data, config.tmp)
@@ -93,4 +98,5 @@ class ItemWorker:
             method=self._upscaler.method(plan),
             notes=tuple(enlarged.notes),
             seconds=time.perf_counter() - start,
+            routed_fraction=routed,
         )

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--width", type=int, metavar="W", help="output width; the height keeps the aspect ratio")
     model.add_argument("--height", type=int, metavar="H", help="output height; the width keeps the aspect ratio")
     model.add_argument("--fit", choices=FITS, help="how the image meets --size")
-    model.add_argument("--adaptive", action="store_true", default=None, help="choose a model per image (not yet)")
+    model.add_argument(
+        "--adaptive", action="store_true", default=None, help="the big model only where the image has detail"
+    )
     model.add_argument("--backend", metavar="NAME", help="model runtime (torch)")
     model.add_argument("--tile", type=int, metavar="N", help="tile size in input pixels (default: automatic)")
     model.add_argument("--precision", metavar="P", help="fp32 or bf16 (default: the model's)")

@@ -4,7 +4,8 @@ The app only validates fields, hands each upload to a worker (`worker.enlarge_jo
 response; it holds no enlarging logic. Every error a client can cause comes back as a 4xx JSON body
 `{"error": "one line"}`:
 
-- 400: a bad field or image (not an image, truncated, bad scale or size, unknown model, adaptive asked for);
+- 400: a bad field or image (not an image, truncated, bad scale or size, unknown model, adaptive asked of a model
+  without a little path);
 - 401: the token is missing or wrong (only when the server has one);
 - 413: the upload, or the image it holds, is above the server's limits;
 - 422: a field of the wrong type, or missing (`file`);
@@ -34,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enlarge import __version__
 from enlarge.errors import EnlargeError, ImageTooLargeError, ModelError, SizeError
-from enlarge.models.registry import SPECS, available
+from enlarge.models.registry import LITTLE_PATHS, SPECS, available
 from enlarge.serve.config import ServeConfig
 from enlarge.serve.errors import QueueFullError, RequestError, TimeLimitError, WorkerLostError
 from enlarge.serve.guard import PROTECTED_PREFIX, Guard
@@ -49,7 +50,6 @@ MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp":
 EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 DEFAULT_FORMAT: OutputFormat = "png"
 FORM_DEFAULT_FIT = cast(Fit, DEFAULT_FIT)  # the library's default, typed for the form
-ADAPTIVE_AVAILABLE = False  # the engine has no adaptive path yet; `adaptive=true` is refused with 400
 STATIC_PACKAGE = "enlarge.serve"
 STATIC_FOLDER = "static"
 PAGE = "index.html"
@@ -74,6 +74,7 @@ MAX_NAME_CHARS = 64
 MAX_ECHO_CHARS = 40  # how much of a client's unknown model name an error repeats
 FALLBACK_STEM = "image"
 SIZE_SIDES = ("width", "height")
+ROUTED_DIGITS = 4  # decimals of X-Enlarge-Routed-Fraction
 
 
 class ErrorBody(BaseModel):
@@ -89,10 +90,12 @@ def _error(description: str) -> dict[str, Any]:
 UPSCALE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The enlarged image. Headers: X-Enlarge-Model (the model, or `lanczos` / `copy` when "
-        "nothing was enlarged), X-Enlarge-Input-Size and X-Enlarge-Output-Size (`WxH`), X-Enlarge-Seconds.",
+        "nothing was enlarged), X-Enlarge-Input-Size and X-Enlarge-Output-Size (`WxH`), X-Enlarge-Seconds; "
+        "adaptive, when the model ran: X-Enlarge-Routed-Fraction (share of the output the big model decoded, 0-1).",
         "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
     },
-    400: _error("Not an image, a truncated one, a bad scale or size, an unknown model, or adaptive asked for"),
+    400: _error("Not an image, a truncated one, a bad scale or size, an unknown model, or adaptive asked of a model "
+                "without a little path (or without an adaptive calibration)"),
     401: _error("Missing or wrong bearer token"),
     413: _error("The upload or its image is above the server's size limits"),
     422: _error("A field is missing or of the wrong type"),
@@ -107,6 +110,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The service for `config` (defaults: every core a worker, no token); workers start with the app."""
     config = config or ServeConfig()
     offered = tuple(name for name, spec in SPECS.items() if available(spec))
+    adaptive_models = tuple(name for name in offered if SPECS[name].arch in LITTLE_PATHS)
     pool = WorkerPool(config.workers, config.queue, init_worker, (offered, config.threads_per_worker))
 
     @asynccontextmanager
@@ -119,8 +123,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     models_info = {  # computed once: it builds every model on the meta device
         "default": DEFAULT_MODEL,
-        "adaptive": ADAPTIVE_AVAILABLE,
-        "models": [info.to_dict() for info in list_models()],
+        "models": [{**info.to_dict(), "adaptive": info.name in adaptive_models} for info in list_models()],
     }
     app = FastAPI(
         title="enlarge",
@@ -147,7 +150,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/v1/models", summary="The models this server offers", responses=API_ERRORS)
     async def models() -> dict[str, Any]:
-        """Every registered model, `available` ones usable by name; the default; whether `adaptive` works."""
+        """Every registered model: `available` ones usable by name, `adaptive` ones able to route; the default."""
         return models_info
 
     @app.post(
@@ -163,15 +166,19 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         height: Annotated[int | None, Form(description="output height; alone, the width keeps the aspect")] = None,
         fit: Annotated[Fit, Form(description="how the image meets width and height together")] = FORM_DEFAULT_FIT,
         model: Annotated[str | None, Form(description="a model name from /v1/models; default: the default")] = None,
-        adaptive: Annotated[bool, Form(description="adaptive enlargement (not available yet: 400)")] = False,
+        adaptive: Annotated[
+            bool, Form(description="the big model only where the image has detail (models marked adaptive)")
+        ] = False,
         output_format: Annotated[OutputFormat, Form(alias="format", description="output format")] = DEFAULT_FORMAT,
     ) -> Response:
         """Enlarge `file` by `scale`, or to `width` and/or `height` (with `fit` when both are given)."""
-        if adaptive and not ADAPTIVE_AVAILABLE:
-            raise RequestError("adaptive is not available yet; send adaptive=false")
         request = _size_request(scale, width, height, fit, config)
         name = _model_name(model, offered)
-        job = Job(await file.read(), request, name, output_format, config.max_input_pixels, config.timeout_s)
+        if adaptive and name not in adaptive_models:
+            raise RequestError(_no_little_path(name, adaptive_models))
+        job = Job(
+            await file.read(), request, name, output_format, config.max_input_pixels, config.timeout_s, adaptive
+        )
         result = await pool.run(enlarge_job, job, time_limit_s=config.timeout_s)
         headers = {
             "X-Enlarge-Model": result.model,
@@ -180,6 +187,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             "X-Enlarge-Seconds": f"{result.seconds:.3f}",
             "Content-Disposition": f'inline; filename="{_output_name(file.filename, request, output_format)}"',
         }
+        if result.routed_fraction is not None:
+            headers["X-Enlarge-Routed-Fraction"] = f"{result.routed_fraction:.{ROUTED_DIGITS}f}"
         return Response(result.data, media_type=MEDIA_TYPES[output_format], headers=headers)
 
     return app
@@ -194,8 +203,7 @@ def _size_request(
         raise RequestError("give scale, or width and/or height")
     if scale is not None and sides:
         raise RequestError(f"give scale or {' and '.join(sides)}, not both")
-    # No image is smaller than 1x1, so a larger scale is over the output limit for every input (and would
-    # overflow the size arithmetic for huge values).
+    # No image is smaller than 1x1, so a larger scale is over the output limit for every input.
     largest_scale = math.sqrt(config.max_output_mp * PIXELS_PER_MP) + 1
     if scale is not None and math.isfinite(scale) and scale > largest_scale:
         raise SizeError(f"scale {scale:g} is above the largest this server allows ({largest_scale:.0f}); ask for less")
@@ -211,6 +219,13 @@ def _model_name(model: str | None, offered: tuple[str, ...]) -> str:
     shown = model if len(model) <= MAX_ECHO_CHARS else model[:MAX_ECHO_CHARS] + "…"
     why = "has no weights on this server" if model in SPECS else "is not a model name"
     raise ModelError(f"model {shown!r} {why}; use one of: {', '.join(offered)} (see /v1/models)")
+
+
+def _no_little_path(name: str, adaptive_models: tuple[str, ...]) -> str:
+    """Why `name` cannot enlarge adaptively, and what to send instead."""
+    instead = f"choose one of: {', '.join(adaptive_models)}" if adaptive_models else "none on this server can"
+    return (f"model {name!r} has no cheap little path, so it cannot enlarge adaptively; send adaptive=false, "
+            f"or a model that can ({instead}; see /v1/models)")
 
 
 def _size_text(size: tuple[int, int]) -> str:

@@ -57,21 +57,25 @@ async function loadModels() {
   for (const model of data.models.filter((m) => m.available)) {
     const option = new Option(model.name, model.name, false, model.name === data.default);
     option.dataset.description = model.description;
+    option.dataset.adaptive = model.adaptive ? "true" : "";
     select.append(option);
   }
   describeModel();
-  const adaptive = $("adaptive");
-  adaptive.disabled = !data.adaptive;
-  $("adaptive-hint").textContent = data.adaptive
-    ? "Spends more effort where the image has detail."
-    : "Not available yet on this server.";
   state.modelsLoaded = true;
   updateButton();
 }
 
+// The description of the chosen model, and the adaptive checkbox enabled only for a model that can route.
 function describeModel() {
   const option = $("model").selectedOptions[0];
   $("model-info").textContent = option ? option.dataset.description : "No model is available.";
+  const routable = Boolean(option && option.dataset.adaptive);
+  const adaptive = $("adaptive");
+  adaptive.disabled = !routable;
+  if (!routable) adaptive.checked = false;
+  $("adaptive-hint").textContent = routable
+    ? "Spends more effort where the image has detail."
+    : "Not available for this model.";
 }
 
 // ------------------------------------------------------------------------------------------------ input
