@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from enlarge.cli.main import main
+from enlarge.upscaler import DEFAULT_MODEL
 from enlarge.cli.upscale import progress_bar
 from enlarge.models.card import ModelCard
 
@@ -45,7 +46,7 @@ def test_summary_line_and_default_name(tmp_path: Path, capsys: pytest.CaptureFix
     match = SUMMARY.match(out[0])
     assert match is not None, out
     assert match.group("output") == str(tmp_path / "photo_x2.5.png")
-    assert match.group("model") == "bicubic"
+    assert match.group("model") == DEFAULT_MODEL
     assert out[0].split(" → ")[0].endswith("photo.png 30x20") and "75x50" in out[0]
     assert Image.open(tmp_path / "photo_x2.5.png").size == (75, 50)
 
@@ -57,7 +58,7 @@ def test_size_name_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     record = json.loads(out[0])
     assert record["output"] == str(tmp_path / "photo_64x48.png")
     assert record["input_size"] == [30, 20] and record["output_size"] == [64, 48]
-    assert record["model"] == "bicubic" and record["seconds"] >= 0
+    assert record["model"] == DEFAULT_MODEL and record["seconds"] >= 0
     code, out, _ = run(capsys, "upscale", source, "--scale", "2", "--json")
     assert json.loads(out[0])["output"].endswith("photo_x2.png")
 
