@@ -2,7 +2,7 @@
 
     python scripts/visual_crops.py        # writes docs/images/crops_x4.png and docs/results/visual.md
 
-LR is made from the benchmark HR with the same MATLAB-style resize as `enlarge eval`; each row is one crop.
+LR is made from the benchmark HR by `enlarge eval`'s own reader and `make_lr`; each row is one crop.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from enlarge.engine import render
 from enlarge.models import load_model
-from enlarge.resize import imresize
+from enlarge.evaluation import LEVELS, make_lr, read_rgb8
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARK = REPO.parent / "shared" / "data" / "benchmark"
@@ -45,10 +45,9 @@ def main() -> int:
     models = [load_model("bicubic"), load_model("lite")]
     rows = []
     for dataset, stem, top, left in CROPS:
-        hr = np.asarray(Image.open(find(dataset, stem)).convert("RGB"), dtype=np.float32) / 255
-        hr = hr[top : top + CROP, left : left + CROP]
-        hr_t = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1)[None]
-        lr = imresize(hr_t, output_size=(CROP // SCALE, CROP // SCALE), quantize=True).clamp(0, 1)
+        hr8 = read_rgb8(find(dataset, stem))[:, top : top + CROP, left : left + CROP]
+        hr_t = hr8[None].float() / LEVELS
+        lr = make_lr(hr8, SCALE)[None].float() / LEVELS
         outs = [to_uint8(render(m, lr, (CROP, CROP))) for m in models]
         rows.append(np.concatenate(outs + [to_uint8(hr_t)], axis=1))
     grid = np.concatenate(rows, axis=0)
