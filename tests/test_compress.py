@@ -204,6 +204,15 @@ def test_compress_end_to_end(tiny_run: dict, tmp_path: Path, capsys: pytest.Capt
     assert "other settings (lr differ)" in capsys.readouterr().err
 
 
+def test_layers_restricts_the_candidates(tiny_run: dict, tmp_path: Path) -> None:
+    settings = CompressSettings(finetune_steps=2, lr=0.01, distill=0.0, calibration_batches=2, max_psnr_drop=100,
+                                remove=1, layers=("head",))
+    result = start(str(tiny_run["weights"]), tiny_run["config"], settings, name="t", run_dir=tmp_path / "r").run()
+    first = result.state["rounds"][0]
+    decoder = [e for e in first["entropies"] if e["name"].startswith("head")]
+    assert any(not e["name"].startswith("head") for e in first["entropies"])  # every layer is still measured
+    assert first["target"] == min(decoder, key=lambda e: e["entropy"])["name"]
+
 
 def test_a_stopped_round_resumes_bit_for_bit(tiny_run: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = CompressSettings(finetune_steps=6, lr=0.01, distill=0.0, calibration_batches=2, max_psnr_drop=100,

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration-batches", type=int, default=loop.DEFAULT_CALIBRATION_BATCHES, metavar="N",
                         help=f"training batches the entropies are measured on (default "
                         f"{loop.DEFAULT_CALIBRATION_BATCHES})")
+    parser.add_argument("--layers", metavar="PREFIXES",
+                        help="only remove activations whose name starts with one of these comma-separated prefixes, "
+                        "e.g. head (lite's decoder, the cost that grows with the output); default: all")
     parser.add_argument("--max-psnr-drop", type=float, default=loop.DEFAULT_MAX_PSNR_DROP, metavar="DB",
                         help=f"stop when a removal costs more validation Y-PSNR (default {loop.DEFAULT_MAX_PSNR_DROP})")
     parser.add_argument("--remove", type=int, metavar="N", help="remove at most N activations")
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("compress needs --config (the training config: data and validation list), or --report")
     settings = loop.CompressSettings(
         finetune_steps=args.steps, lr=args.lr, distill=args.distill, calibration_batches=args.calibration_batches,
-        max_psnr_drop=args.max_psnr_drop, remove=args.remove,
+        layers=tuple(p for p in (args.layers or "").split(",") if p), max_psnr_drop=args.max_psnr_drop,
+        remove=args.remove,
     )
     outputs = final.Outputs(out_dir=args.out, benchmarks=list(args.benchmark), time_repeats=args.time_repeats,
                             markdown=args.markdown, command=command_line(args))

@@ -86,7 +86,8 @@ def finalize(run: Compressor, outputs: Outputs) -> ExportResult:
         "cpu_time": {**timing, "before_merges_s": medians[2] if merges else None},
         "benchmarks": _benchmark_pairs(rows, teacher.descriptor.name, run.name),
         "finetune": {"steps": run.settings.finetune_steps, "lr": run.lr, "distill": run.settings.distill,
-                     "calibration_batches": run.settings.calibration_batches, "precision": run.precision},
+                     "calibration_batches": run.settings.calibration_batches,
+                     "layers": list(run.settings.layers), "precision": run.precision},
     }
     card.evaluation = [asdict(r) for r in rows if r.model == run.name]
     card.extra = {"compression": summary}

@@ -63,12 +63,17 @@ LINEARIZE, DROP = "linearize", "drop"
 
 @dataclass(frozen=True)
 class CompressSettings:
-    """How to compress. The first four shape the weights (fixed on resume); the last two only say when to stop."""
+    """How to compress. The first five shape the weights (fixed on resume); the last two only say when to stop.
+
+    `layers`: only activations whose module name starts with one of these prefixes are candidates (empty: all),
+    e.g. `("head",)` for the decoder of `lite`, whose per-output-pixel cost dominates at large scales.
+    """
 
     finetune_steps: int = DEFAULT_FINETUNE_STEPS
     lr: float | None = None  # None: the training config's final learning rate
     distill: float = DEFAULT_DISTILL
     calibration_batches: int = DEFAULT_CALIBRATION_BATCHES
+    layers: tuple[str, ...] = ()
     max_psnr_drop: float = DEFAULT_MAX_PSNR_DROP
     remove: int | None = None
 
@@ -151,7 +156,7 @@ class Compressor:
             "config": config.identity_hash(),
             "val": [config.val_crop, config.val_scales],
             "finetune_steps": settings.finetune_steps, "lr": self.lr, "distill": settings.distill,
-            "calibration_batches": settings.calibration_batches,
+            "calibration_batches": settings.calibration_batches, "layers": list(settings.layers),
         }
         if state is not None and state["identity"] != self.identity:
             changed = sorted(k for k in self.identity if state["identity"].get(k) != self.identity[k])
@@ -232,9 +237,10 @@ class Compressor:
         started = time.monotonic()
         accepted = self.accepted()
         entropies = entropy_on_batches(accepted.build(), self.calibration)
-        if not entropies:
+        candidates = [e for e in entropies if not self.settings.layers or e.name.startswith(self.settings.layers)]
+        if not candidates:
             return None
-        target = lowest(entropies)
+        target = lowest(candidates)
         index = len(self.state["rounds"])
         say(f"round {index}: entropies of the active ReLUs on {len(self.calibration)} training batches\n"
              f"{entropy_table(entropies)}\nround {index}: linearize {target.name} (entropy {target.entropy:.4f})")
