@@ -494,13 +494,26 @@ class BlockErrors:
         mse = max(float(sse.sum() / self.pixels.sum()), MIN_MSE)
         return 10 * math.log10(PEAK**2 / mse)
 
+    def oracle(self, fraction: float) -> torch.Tensor:
+        """The `fraction` of blocks where big's true error reduction (known from the ground truth) is largest: the
+        routing no score computed from the input can beat at that share, a bound for any router."""
+        order = torch.argsort(self.sse_little - self.sse_big, descending=True, stable=True)
+        routed = torch.zeros_like(self.scores, dtype=torch.bool)
+        routed[order[: round(fraction * len(order))]] = True
+        return routed
+
 
 def block_errors(model: LoadedModel, little: LoadedModel, lr: torch.Tensor, hr: torch.Tensor) -> BlockErrors:
-    """Render `lr` (1×3×h×w) with big and little at the size of `hr` (1×3×H×W, 8-bit levels in [0, 1]), round
-    both to 8 bits as the SR protocol does, and sum each one's squared Y error per routing block."""
+    """Render `lr` (1×3×h×w) with big and little at the size of `hr` (1×3×H×W, 8-bit levels in [0, 1]) and
+    measure their errors per routing block (`errors_of_renders`)."""
     out_size = (hr.shape[-2], hr.shape[-1])
-    big = render(model, lr, out_size)
-    small = render(little, lr, out_size)
+    return errors_of_renders(render(model, lr, out_size), render(little, lr, out_size), lr, hr)
+
+
+def errors_of_renders(big: torch.Tensor, small: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> BlockErrors:
+    """The big and little renders of `lr` at the size of `hr`, rounded to 8 bits as the SR protocol does, and
+    each one's squared Y error summed per routing block."""
+    out_size = (hr.shape[-2], hr.shape[-1])
     rows, cols = output_axis(out_size[0]), output_axis(out_size[1])
     scores = block_scores(lr)
     hb, wb = scores.shape
