@@ -3,7 +3,9 @@
     python benchmarks/memory.py [--model NAME] [--width 4000 --height 3000 --scale 2] [--write]
 
 Runs the whole file-to-file path (decode, enlarge tile by tile, encode, atomic write) in a child process and
-reports its peak RSS and wall time; `--write` records the result in docs/results/memory.md.
+reports its peak RSS and wall time; `--write` adds the row to docs/results/memory.md (replacing an earlier row of
+the same model, input and scale). A registered model without shipped weights (`liif-rdn`) runs with random
+weights here, and only here: weights do not change memory or time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "memory.md"
 SEED = 0
 MB = 1024  # ru_maxrss is in KiB on Linux
+HEADER = "| model | input | scale | output | seconds | peak RSS MB |\n|---|---|---|---|---|---|"
 
 
 def child(model: str | None, width: int, height: int, scale: float) -> dict:
@@ -36,12 +39,25 @@ def child(model: str | None, width: int, height: int, scale: float) -> dict:
         src, dst = Path(tmp) / "in.png", Path(tmp) / "out.png"
         base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
         Image.fromarray(base).resize((width, height), Image.BICUBIC).save(src)
-        upscaler = Upscaler(model)
+        upscaler = Upscaler(benchmark_model(model) if model else None)
         start = time.perf_counter()
         result = upscaler.enlarge_file(src, dst, SizeRequest(scale=scale))
         seconds = time.perf_counter() - start
     return {"model": result.model, "input": f"{width}×{height}", "output": "×".join(map(str, result.output_size)),
             "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / MB}
+
+
+def benchmark_model(name: str) -> object:
+    """The model `name`: its shipped weights, or random weights where a registered spec ships none."""
+    from enlarge.models.registry import SPECS, available, create
+
+    return create(name, pretrained=available(SPECS[name])) if name in SPECS else name
+
+
+def merged_table(old: str, line: str, key: str) -> str:
+    """The table of `old` (a memory.md text) with `line` replacing any row that starts with `key`."""
+    rows = [r for r in old.splitlines() if r.startswith("| ") and not r.startswith(("| model", key))]
+    return "\n".join([HEADER, *rows, line])
 
 
 def main() -> int:
@@ -61,9 +77,10 @@ def main() -> int:
     row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
     line = (f"| {row['model']} | {row['input']} | ×{args.scale:g} | {row['output']} | {row['seconds']:.1f} | "
             f"{row['peak_rss_mb']:.0f} |")
-    table = "| model | input | scale | output | seconds | peak RSS MB |\n|---|---|---|---|---|---|\n" + line
-    print(table)
+    print(HEADER + "\n" + line)
     if args.write:
+        key = f"| {row['model']} | {row['input']} | ×{args.scale:g} |"
+        table = merged_table(RESULT.read_text() if RESULT.exists() else "", line, key)
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text("# Memory\n\nProduced by `python benchmarks/memory.py --write`: the whole file-to-file path "
                           "in one process, tiles chosen automatically.\n\n" + table + "\n")
