@@ -5,9 +5,11 @@
     python benchmarks/speed.py --only lite --scales 4 --sizes 256x256   # a subset
 
 Rows: lite and bicubic through our engine, Pillow's bicubic, LIIF-EDSR-baseline through our engine (the exact
-grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; and the reference, LIIF-EDSR-
-baseline with the straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16
-natively. The speed-up column is output throughput (MP/s) over the reference's, so rows at every scale compare.
+grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; lite's ONNX export run by
+onnxruntime through the same engine (precision `onnx`, fp32, its grid graph; where onnxruntime is installed), with
+its time over PyTorch fp32's and bf16's below the table; and the reference, LIIF-EDSR-baseline with the
+straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16 natively. The speed-up
+column is output throughput (MP/s) over the reference's, so rows at every scale compare.
 
 Each case runs in its own process (threads set once, at its start) so its peak RSS is its own. Weights do not
 change speed, so models without shipped weights run with random weights here (and only here). Timings taken
@@ -17,6 +19,7 @@ while another heavy process runs are not valid: the script names such processes 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -38,6 +41,8 @@ LIIF = "liif-edsr-baseline"
 REFERENCE = "liif-reference"
 REFERENCE_SCALE = 4
 PILLOW = "pillow-bicubic"
+ONNX = "onnx"  # the precision label of the ONNX rows: the model exported, run by onnxruntime in fp32
+ONNX_MODEL = "lite"
 REPEATS = 3
 WARMUP = 1  # untimed runs before the timed ones (first-call allocations, oneDNN kernel selection)
 BUSY_LOAD = 0.5  # load average per core above which another process is likely competing
@@ -68,12 +73,14 @@ class Case:
         return cls(model, int(scale), (int(w), int(h)), precision, int(repeats))
 
 
-def cases(bf16: bool) -> list[Case]:
-    """Every row of the table; bf16 rows only where the CPU has native bf16."""
+def cases(bf16: bool, onnx: bool = False) -> list[Case]:
+    """Every row of the table; bf16 rows only where the CPU has native bf16, ONNX ones where onnxruntime is."""
     precisions = ("fp32", "bf16") if bf16 else ("fp32",)
     out = [Case(PILLOW, s, size, "uint8") for size in (SMALL, LARGE) for s in SCALES]  # Pillow resizes 8-bit
     out += [Case("bicubic", s, size) for size in (SMALL, LARGE) for s in SCALES]
     out += [Case("lite", s, size, p) for p in precisions for size in (SMALL, LARGE) for s in SCALES]
+    if onnx:  # right after lite's PyTorch rows
+        out += [Case(ONNX_MODEL, s, size, ONNX) for size in (SMALL, LARGE) for s in SCALES]
     out += [Case(LIIF, s, SMALL, p, repeats=1) for p in precisions for s in SCALES]
     out.append(Case(REFERENCE, REFERENCE_SCALE, SMALL, repeats=1))
     return out
@@ -107,21 +114,21 @@ def run_case(case: Case, threads: int) -> dict:
             image.resize((out_size[1], out_size[0]), Image.BICUBIC)
     else:
         from enlarge.engine import render
-        from enlarge.models.registry import SPECS, LoadedModel, available, build, create, describe
+        from enlarge.models.registry import SPECS, available, create
 
         name = LIIF if case.model == REFERENCE else case.model
-        spec = SPECS[name]
-        if available(spec):
-            loaded = create(name)
-        else:
-            module = build(spec.arch, spec.config).eval()
-            loaded = LoadedModel(module, describe(name, spec.arch, spec.config, module, has_weights=False))
+        loaded = create(name, pretrained=available(SPECS[name]))
         if case.model == REFERENCE:
             loaded.module.query_grid = None  # the straightforward point query, no fast path
+        precision = case.precision
+        if precision == ONNX:
+            from enlarge.export.onnx import load_onnx
+
+            loaded, precision = load_onnx(loaded, threads), "fp32"  # exported (and self-checked) before timing
         lr = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
 
         def step() -> None:
-            render(loaded, lr, out_size, precision=case.precision)
+            render(loaded, lr, out_size, precision=precision)
 
     for _ in range(WARMUP if case.repeats > 1 else 0):
         step()
@@ -187,6 +194,22 @@ def table(rows: list[dict], reference: dict | None) -> str:
     return "\n".join(lines)
 
 
+def onnx_ratios(rows: list[dict]) -> list[str]:
+    """One line per scale and input with an ONNX row: its median time over PyTorch fp32's and bf16's."""
+    by_key = {(r["model"], r["precision"], r["scale"], tuple(r["size"])): r for r in rows}
+    lines = []
+    for r in rows:
+        if r["precision"] != ONNX:
+            continue
+        key = (r["scale"], tuple(r["size"]))
+        ratios = [f"{r['median_s'] / torch_row['median_s']:.2f}× {p}" for p in ("fp32", "bf16")
+                  if (torch_row := by_key.get((r["model"], p, *key)))]
+        if ratios:
+            lines.append(f"- {r['model']} ×{r['scale']} {r['size'][0]}×{r['size'][1]}: ONNX time / PyTorch time = "
+                         + ", ".join(ratios))
+    return lines
+
+
 def selected(case: Case, args: argparse.Namespace) -> bool:
     """Whether `case` passes the --only / --scales / --sizes filters."""
     if args.only and args.only not in case.model:
@@ -227,7 +250,7 @@ def main() -> int:
     from enlarge.engine.precision import bf16_supported
 
     rows = []
-    for case in cases(bf16_supported()):
+    for case in cases(bf16_supported(), importlib.util.find_spec("onnxruntime") is not None):
         if not selected(case, args):
             continue
         command = [sys.executable, __file__, "--case", case.spec(), "--threads", str(args.threads)]
@@ -237,6 +260,9 @@ def main() -> int:
         print(f"{row['label']}: {row['median_s']:.3f} s", file=sys.stderr)
     reference = next((r for r in rows if r["model"] == REFERENCE), None)
     text = table(rows, reference)
+    ratios = onnx_ratios(rows)
+    if ratios:
+        text += "\n\n" + "\n".join(ratios)
     header = f"Machine: {machine(args.threads)}\n"
     print(header + ("\n**Warning:** " + warning + "\n" if warning else "") + "\n" + text)
     if args.write:
@@ -246,7 +272,8 @@ def main() -> int:
             "# Speed\n\nProduced by `python benchmarks/speed.py --write`. Median wall time over "
             f"{REPEATS} runs after {WARMUP} warm-up (LIIF-EDSR-baseline and the reference: one run); the reference "
             "is LIIF-EDSR-baseline with the straightforward point query, and the speed-up is output throughput "
-            "over the reference's. Random weights where none ship: weights do not change speed.\n\n"
+            "over the reference's. Random weights where none ship: weights do not change speed. Precision `onnx`: the "
+            "model exported to ONNX and run by onnxruntime (fp32) through the same engine, export not timed.\n\n"
             + header + note + "\n" + text + "\n"
         )
     return 0

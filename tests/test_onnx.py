@@ -1,10 +1,13 @@
-"""ONNX: the exported encoder and decoder equal PyTorch (≤ 1e-4) at a size, aspect ratio and non-integer scale
-unlike the export example, through our engine (tiled too), through the Upscaler and CLI, and through the plain
-numpy + onnxruntime snippet of docs/onnx.md."""
+"""ONNX: the exported encoder and decoders (point, and grid where the model has a band-friendly grid path) equal
+PyTorch (≤ 1e-4) at a size, aspect ratio and non-integer scale unlike the export example, through our engine
+(tiled too), through the Upscaler and CLI, and through the plain numpy + onnxruntime snippet of docs/onnx.md;
+an export from before the grid graph still loads and runs the point query."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +17,10 @@ from conftest import REPO
 from safetensors.torch import save_file
 
 from enlarge.cli.main import main
+from enlarge.coords import axis_coords
 from enlarge.engine import render
 from enlarge.errors import EnlargeError, ModelError
-from enlarge.export.onnx import EXAMPLE_LR, EXAMPLE_SCALE, export_onnx, load_onnx
+from enlarge.export.onnx import EXAMPLE_LR, EXAMPLE_SCALE, GRID_FILE, OnnxGridModel, OnnxModel, export_onnx, load_onnx
 from enlarge.models import build
 from enlarge.models.card import ModelCard
 from enlarge.models.registry import LoadedModel, describe
@@ -28,7 +32,9 @@ TOL = 1e-4
 CONFIGS = {
     "lite": {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]},
     "liif": {"encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8}, "hidden": [16, 16]},
+    "bicubic": {},
 }
+WITH_GRID = {"lite", "bicubic"}  # band-friendly grid paths; LIIF's convolves the whole feature map per call
 LR_HW = (29, 17)  # portrait, odd: the export example is 24×32 landscape
 OUT_HW = (71, 40)  # ×2.45 tall, ×2.35 wide: non-integer and unlike the example's ×2
 DOC = REPO / "docs" / "onnx.md"
@@ -55,13 +61,38 @@ def test_the_test_sizes_differ_from_the_export_example() -> None:
     assert all(out % lr and out != lr * EXAMPLE_SCALE for out, lr in zip(OUT_HW, LR_HW))
 
 
-def test_export_writes_two_graphs_and_a_description(exported: tuple[LoadedModel, Path]) -> None:
+def test_export_writes_the_graphs_and_a_description(exported: tuple[LoadedModel, Path]) -> None:
     model, folder = exported
-    assert {p.name for p in folder.iterdir()} == {"encoder.onnx", "decoder.onnx", "model.json"}
+    grid = {GRID_FILE} if model.descriptor.arch in WITH_GRID else set()
+    assert {p.name for p in folder.iterdir()} == {"encoder.onnx", "decoder.onnx", "model.json"} | grid
     onnx_model = load_onnx(folder)
     assert onnx_model.descriptor.receptive_field == model.descriptor.receptive_field
     assert onnx_model.descriptor.name == model.descriptor.name
     assert onnx_model.descriptor.default_precision == "fp32"
+    # the engine looks the grid path up with getattr: present exactly when the graph is
+    assert (getattr(onnx_model.module, "query_grid", None) is not None) == bool(grid)
+
+
+def test_grid_graph_equals_pytorch_query_grid_across_bands(exported: tuple[LoadedModel, Path]) -> None:
+    """The grid graph at LR_HW → OUT_HW, run in uneven bands of a few rows, equals the module's `query_grid`."""
+    model, folder = exported
+    if model.descriptor.arch not in WITH_GRID:
+        pytest.skip("no grid graph for this model")
+    onnx_module = load_onnx(folder).module
+    assert isinstance(onnx_module, OnnxGridModel)
+    assert onnx_module.grid_band == model.module.grid_band
+    lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(6))
+    ys, xs = axis_coords(OUT_HW[0]), axis_coords(OUT_HW[1])
+    cell = torch.tensor([2.0 / OUT_HW[0], 2.0 / OUT_HW[1]])
+    with torch.no_grad():
+        expected = model.module.query_grid(model.module.encode(lr), ys, xs, cell)
+    feats = onnx_module.encode(lr)
+    whole = onnx_module.query_grid(feats, ys, xs, cell)  # the shipped band holds the whole test grid
+    onnx_module.grid_band = 3 * OUT_HW[1] + 5  # bands of 3 rows, the last one short
+    banded = onnx_module.query_grid(feats, ys, xs, cell)
+    assert whole.shape == banded.shape == expected.shape == (1, 3, *OUT_HW)
+    assert (whole - expected).abs().max() <= TOL
+    assert (banded - expected).abs().max() <= TOL
 
 
 @pytest.mark.parametrize("tile", [None, 9])
@@ -89,7 +120,26 @@ def test_doc_snippet_runs_the_export_without_enlarge(exported: tuple[LoadedModel
     assert np.abs(got - expected).max() <= TOL
 
 
-def test_upscaler_onnx_backend_equals_torch(exported: tuple[LoadedModel, Path]) -> None:
+def count_decoder_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the ONNX runner's point and grid queries from now on."""
+    calls = {"point": 0, "grid": 0}
+    point, grid = OnnxModel.query, OnnxGridModel.query_grid
+
+    def counted(kind: str, method):  # noqa: ANN001, ANN202 - a test spy
+        def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            calls[kind] += 1
+            return method(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(OnnxModel, "query", counted("point", point))
+    monkeypatch.setattr(OnnxGridModel, "query_grid", counted("grid", grid))
+    return calls
+
+
+def test_upscaler_onnx_backend_equals_torch(
+    exported: tuple[LoadedModel, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the Upscaler, the ONNX backend equals PyTorch fp32, by the grid graph when the export has one."""
     from enlarge.imageio import DecodedImage
     from enlarge.sizing import SizeRequest
 
@@ -98,10 +148,54 @@ def test_upscaler_onnx_backend_equals_torch(exported: tuple[LoadedModel, Path]) 
     decoded = DecodedImage(pixels, 8)
     plan = SizeRequest(size=(OUT_HW[1], OUT_HW[0]), fit="stretch").plan((LR_HW[1], LR_HW[0]))
     torch_out = Upscaler(model, precision="fp32").upscale_image(decoded, plan).pixels
-    onnx_out = Upscaler(str(folder), backend="onnx").upscale_image(decoded, plan).pixels
-    on_the_fly = Upscaler(model, backend="onnx").upscale_image(decoded, plan).pixels
+    from_folder, exported_now = Upscaler(str(folder), backend="onnx"), Upscaler(model, backend="onnx")
+    calls = count_decoder_calls(monkeypatch)  # after the exports' own self-checks
+    onnx_out = from_folder.upscale_image(decoded, plan).pixels
+    on_the_fly = exported_now.upscale_image(decoded, plan).pixels
     assert np.abs(onnx_out - torch_out).max() <= TOL
     assert np.abs(on_the_fly - torch_out).max() <= TOL
+    if model.descriptor.arch in WITH_GRID:
+        assert calls["grid"] >= 2 and calls["point"] == 0
+    else:
+        assert calls["grid"] == 0 and calls["point"] >= 2
+
+
+def as_old_export(folder: Path, old: Path) -> Path:
+    """A copy of `folder` as an export from before the grid graph: no decoder_grid.onnx, no grid band."""
+    shutil.copytree(folder, old)
+    (old / GRID_FILE).unlink(missing_ok=True)
+    meta = json.loads((old / "model.json").read_text())
+    meta.pop("grid_band", None)
+    (old / "model.json").write_text(json.dumps(meta))
+    return old
+
+
+def test_an_export_without_the_grid_graph_runs_the_point_query(
+    exported: tuple[LoadedModel, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, folder = exported
+    old = load_onnx(as_old_export(folder, tmp_path / "old"))
+    assert not isinstance(old.module, OnnxGridModel) and getattr(old.module, "query_grid", None) is None
+    lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(7))
+    calls = count_decoder_calls(monkeypatch)
+    got = render(old, lr, OUT_HW)
+    assert calls["point"] >= 1 and calls["grid"] == 0
+    assert (got - render(model, lr, OUT_HW, precision="fp32")).abs().max() <= TOL
+
+
+def test_a_grid_graph_and_its_band_come_together(exported: tuple[LoadedModel, Path], tmp_path: Path) -> None:
+    """A folder with the grid graph but no band in model.json (or a band but no graph) is a ModelError."""
+    model, folder = exported
+    if model.descriptor.arch not in WITH_GRID:
+        pytest.skip("no grid graph for this model")
+    half = as_old_export(folder, tmp_path / "half")
+    shutil.copy(folder / GRID_FILE, half / GRID_FILE)
+    with pytest.raises(ModelError, match="lacks a grid band"):
+        load_onnx(half)
+    (half / GRID_FILE).unlink()
+    (half / "model.json").write_text((folder / "model.json").read_text())
+    with pytest.raises(ModelError, match=f"no {GRID_FILE}"):
+        load_onnx(half)
 
 
 def test_onnx_backend_refuses_what_it_cannot_run(exported: tuple[LoadedModel, Path]) -> None:
@@ -116,8 +210,9 @@ def test_a_broken_export_is_a_model_error(exported: tuple[LoadedModel, Path], tm
     _, folder = exported
     broken = tmp_path / "broken"
     broken.mkdir()
-    for name in ("encoder.onnx", "model.json"):
-        (broken / name).write_bytes((folder / name).read_bytes())
+    for path in folder.iterdir():
+        if path.name != "decoder.onnx":
+            (broken / path.name).write_bytes(path.read_bytes())
     (broken / "decoder.onnx").write_bytes(b"not a graph")
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
         load_onnx(broken)

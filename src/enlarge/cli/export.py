@@ -2,6 +2,7 @@
 
     enlarge export RUN_DIR --name NAME [--out DIR] [--which best|last]   NAME.safetensors + NAME.json model card
     enlarge export --model NAME|PATH --onnx DIR                         encoder.onnx, decoder.onnx, model.json
+                                                                        (+ decoder_grid.onnx for lite, bicubic)
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", help="model name: writes NAME.safetensors and NAME.json")
     parser.add_argument("--out", type=Path, help="output folder (default: the package's weights folder)")
     parser.add_argument("--which", choices=WHICH, default="best", help="best validation weights or the last ones")
-    onnx = parser.add_argument_group("ONNX: the encoder and the decoder as two graphs, run by onnxruntime")
+    onnx = parser.add_argument_group("ONNX: the encoder and the decoders as graphs, run by onnxruntime")
     onnx.add_argument("--model", metavar="NAME|PATH", help="the model to export (name or weights file)")
-    onnx.add_argument("--onnx", type=Path, metavar="DIR", help="write encoder.onnx, decoder.onnx and model.json here")
+    onnx.add_argument("--onnx", type=Path, metavar="DIR",
+                      help="write encoder.onnx, decoder.onnx, model.json (and decoder_grid.onnx) here")
     parser.set_defaults(run=run)
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_onnx(args: argparse.Namespace) -> int:
-    """`--model NAME|PATH --onnx DIR`: both graphs and their description, checked against PyTorch."""
+    """`--model NAME|PATH --onnx DIR`: the graphs and their description, checked against PyTorch."""
     if args.model is None or args.onnx is None:
         raise ConfigError("an ONNX export needs both --model NAME|PATH and --onnx DIR")
     if args.run_dir is not None or args.name is not None or args.out is not None:
@@ -50,5 +52,6 @@ def run_onnx(args: argparse.Namespace) -> int:
     from enlarge.models.registry import load_model
 
     paths = export_onnx(load_model(args.model), args.onnx)
-    print(f"wrote {paths.encoder}, {paths.decoder} and {paths.meta}")
+    graphs = [paths.encoder, paths.decoder] + ([paths.grid] if paths.grid is not None else [])
+    print(f"wrote {', '.join(str(g) for g in graphs)} and {paths.meta}")
     return 0

@@ -1,16 +1,21 @@
-"""ONNX export of a model as two graphs, and a module that runs them with onnxruntime inside our engine.
+"""ONNX export of a model as two or three graphs, and a module that runs them with onnxruntime inside our engine.
 
 An export folder holds
 - `encoder.onnx`: `image` (B×3×H×W RGB in [0, 1]) → the model's features (one tensor, or one per field of the
   features tuple `encode` returns, e.g. lite's `hidden` and `lr`);
 - `decoder.onnx`: the features, `coord` and `cell` (B×Q×2, (y, x), the convention of `enlarge.coords`) → `rgb`
   (B×Q×3, unclamped): the point query;
-- `model.json`: the model card (when the model has one), the receptive field and the graphs' tensor names.
+- `decoder_grid.onnx`, for models with a band-friendly grid path (a `grid_band` attribute beside `query_grid`:
+  lite, bicubic): the features, `ys` (R output row centres), `xs` (C column centres) and `cell` (2,) → `rgb`
+  (1×3×R×C): `query_grid`, which the runner calls on bands of about `grid_band` pixels (rows are independent,
+  so a band of `ys` gives exactly those rows). Exports without it (older ones, LIIF) run the point query;
+- `model.json`: the model card (when the model has one), the receptive field, the graphs' tensor names and the
+  grid band.
 
-Height, width, batch and query count are dynamic. Output coordinates and cells are built outside the graphs:
-a trace would bake `make_coord(H, W)` and 1/H in as constants. The models' own size arithmetic is written so
-the trace keeps it symbolic, and every export is checked against PyTorch at a second size, aspect ratio and
-non-integer scale before it is written.
+Height, width, batch, query count and grid rows and columns are dynamic. Output coordinates and cells are built
+outside the graphs: a trace would bake `make_coord(H, W)` and 1/H in as constants. The models' own size
+arithmetic is written so the trace keeps it symbolic, and every export is checked against PyTorch at a second
+size, aspect ratio and non-integer scale before it is written.
 
 onnx and onnxruntime come with the `enlarge[onnx]` extra.
 """
@@ -29,22 +34,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from enlarge.coords import make_coord
+from enlarge.coords import axis_coords, make_coord
 from enlarge.engine.precision import FP32
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.fileutil import atomic_write_bytes, atomic_write_text
 from enlarge.models.card import ModelCard
+from enlarge.models.ensemble import row_chunks
 from enlarge.models.registry import LoadedModel, describe, load_model
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+GRID_FILE = "decoder_grid.onnx"
 META_FILE = "model.json"
 META_FORMAT = "enlarge-onnx"
-META_VERSION = 1
+META_VERSION = 1  # the grid graph is optional and its band an optional field: version-1 readers ignore both
 OPSET = 17
 IMAGE = "image"
 COORD = "coord"
 CELL = "cell"
+YS, XS = "ys", "xs"
 RGB_OUTPUT = "rgb"
 SINGLE_FEATURE = "features"  # the name of the one output of an encoder that returns a plain tensor
 EXAMPLE_LR = (24, 32)  # (h, w) of the tracing example
@@ -52,7 +60,9 @@ EXAMPLE_SCALE = 2
 CHECK_LR = (19, 13)  # the self-check: another size, aspect ratio (portrait) and a non-integer scale
 CHECK_OUT = (47, 30)
 CHECK_TOL = 1e-4
-BATCH, HEIGHT, WIDTH, QUERIES = "batch", "height", "width", "queries"
+CHECK_BAND = 7 * CHECK_OUT[1] - 3  # the self-check runs the grid graph in uneven bands of a few rows
+BATCH, HEIGHT, WIDTH, QUERIES, ROWS, COLS = "batch", "height", "width", "queries", "rows", "columns"
+RGB = 3
 PROVIDERS = ["CPUExecutionProvider"]
 # onnxruntime's exception types for a graph it cannot load (they derive from Exception directly)
 ORT_LOAD_ERRORS = ("Fail", "InvalidGraph", "InvalidProtobuf", "InvalidArgument", "NoSuchFile", "RuntimeException")
@@ -66,6 +76,7 @@ class OnnxExport:
     encoder: Path
     decoder: Path
     meta: Path
+    grid: Path | None = None  # decoder_grid.onnx, for models with a band-friendly grid path
 
 
 def _onnxruntime() -> Any:
@@ -110,6 +121,26 @@ class _Decoder(nn.Module):
         return self.module.query(feats, coord, cell)
 
 
+class _GridDecoder(_Decoder):
+    """`query_grid` taking the features as separate tensors: the whole grid of `ys` × `xs` in one call."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        *tensors, ys, xs, cell = inputs
+        feats = tensors[0] if self.feature_type is None else self.feature_type(*tensors)
+        return self.module.query_grid(feats, ys, xs, cell)
+
+
+def grid_band(module: nn.Module) -> int | None:
+    """Pixels per call of the grid graph, or None when `module` gets no grid graph.
+
+    Only a module with `query_grid` and a `grid_band` (pixels per call) gets one: its grid path traces with
+    symbolic sizes and costs only the rows it is given. LIIF's convolves the whole feature map on every call,
+    which a graph run band by band would repeat.
+    """
+    band = getattr(module, "grid_band", None)
+    return int(band) if band is not None and getattr(module, "query_grid", None) is not None else None
+
+
 def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str],
            dynamic: dict[str, dict[int, str]]) -> bytes:
     """One graph as ONNX bytes; a trace that would freeze a value (TracerWarning) is an error, not a warning."""
@@ -126,12 +157,18 @@ def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
 def _query_inputs(out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Coordinates and cells of a whole `out_hw` output grid, batch 1, as the decoder takes them."""
     coord = make_coord(out_hw).unsqueeze(0)
-    cell = torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]]).expand_as(coord).contiguous()
+    cell = _grid_cell(out_hw).expand_as(coord).contiguous()
     return coord, cell
 
 
+def _grid_cell(out_hw: tuple[int, int]) -> torch.Tensor:
+    """The cell (2,) of an `out_hw` output grid: one output pixel, (y, x)."""
+    return torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]])
+
+
 def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
-    """Write `model` as encoder.onnx + decoder.onnx + model.json into `folder` (created if missing).
+    """Write `model` as encoder.onnx + decoder.onnx (+ decoder_grid.onnx) + model.json into `folder` (created if
+    missing); the grid graph when `grid_band(module)` says the model has a band-friendly grid path.
 
     ModelError if the exported graphs disagree with PyTorch on the self-check (beyond CHECK_TOL).
     """
@@ -145,14 +182,24 @@ def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
     with torch.no_grad():
         feats = module.encode(image)
         names, tensors = _feature_tensors(feats)
-        coord, cell = _query_inputs((EXAMPLE_LR[0] * EXAMPLE_SCALE, EXAMPLE_LR[1] * EXAMPLE_SCALE))
+        example_out = (EXAMPLE_LR[0] * EXAMPLE_SCALE, EXAMPLE_LR[1] * EXAMPLE_SCALE)
+        coord, cell = _query_inputs(example_out)
         spatial = {name: {0: BATCH, 2: HEIGHT, 3: WIDTH} for name, t in zip(names, tensors) if t.dim() == 4}
         encoder = _trace(_Encoder(module), (image,), [IMAGE], names, {IMAGE: {0: BATCH, 2: HEIGHT, 3: WIDTH}, **spatial})
         queries = {0: BATCH, 1: QUERIES}
+        feature_type = None if names == [SINGLE_FEATURE] else type(feats)
         decoder = _trace(
-            _Decoder(module, None if names == [SINGLE_FEATURE] else type(feats)), (*tensors, coord, cell),
+            _Decoder(module, feature_type), (*tensors, coord, cell),
             [*names, COORD, CELL], [RGB_OUTPUT], {**spatial, COORD: queries, CELL: queries, RGB_OUTPUT: queries},
         )
+        band = grid_band(module)
+        grid = None
+        if band is not None:
+            grid_args = (axis_coords(example_out[0]), axis_coords(example_out[1]), _grid_cell(example_out))
+            grid = _trace(
+                _GridDecoder(module, feature_type), (*tensors, *grid_args), [*names, YS, XS, CELL], [RGB_OUTPUT],
+                {**spatial, YS: {0: ROWS}, XS: {0: COLS}, RGB_OUTPUT: {2: ROWS, 3: COLS}},
+            )
     meta = {
         "format": META_FORMAT,
         "version": META_VERSION,
@@ -162,34 +209,54 @@ def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
         "receptive_field": descriptor.receptive_field,
         "has_weights": descriptor.has_weights,
         "features": names,
+        "grid_band": band,
         "opset": OPSET,
         "card": dataclasses.asdict(descriptor.card) if descriptor.card is not None else None,
     }
-    _check(module, encoder, decoder, names)
-    paths = OnnxExport(folder, folder / ENCODER_FILE, folder / DECODER_FILE, folder / META_FILE)
+    _check(module, encoder, decoder, names, grid)
+    paths = OnnxExport(folder, folder / ENCODER_FILE, folder / DECODER_FILE, folder / META_FILE,
+                       folder / GRID_FILE if grid is not None else None)
     atomic_write_bytes(paths.encoder, encoder)
     atomic_write_bytes(paths.decoder, decoder)
+    if grid is not None:
+        atomic_write_bytes(folder / GRID_FILE, grid)
+    else:
+        (folder / GRID_FILE).unlink(missing_ok=True)  # a stale grid graph of an earlier export into this folder
     atomic_write_text(paths.meta, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return paths
 
 
-def _check(module: nn.Module, encoder: bytes, decoder: bytes, names: list[str]) -> None:
-    """Run both graphs at CHECK_LR → CHECK_OUT and compare with PyTorch: catches any size baked into a graph."""
+def _check(module: nn.Module, encoder: bytes, decoder: bytes, names: list[str], grid: bytes | None) -> None:
+    """Run the graphs at CHECK_LR → CHECK_OUT and compare with PyTorch: catches any size baked into a graph.
+
+    The grid graph runs in bands of CHECK_BAND pixels, against the module's own `query_grid`.
+    """
     image = torch.rand(1, 3, *CHECK_LR, generator=torch.Generator().manual_seed(1))
     coord, cell = _query_inputs(CHECK_OUT)
+    ys, xs, grid_cell = axis_coords(CHECK_OUT[0]), axis_coords(CHECK_OUT[1]), _grid_cell(CHECK_OUT)
     with torch.no_grad():
-        expected = module.query(module.encode(image), coord, cell).numpy()
-    runner = OnnxModel.from_bytes(encoder, decoder, names, receptive_field=0)
-    got = runner.query(runner.encode(image), coord, cell).numpy()
-    error = float(np.abs(got - expected).max())
-    if not error <= CHECK_TOL:
-        raise ModelError(f"the ONNX export disagrees with PyTorch by {error:.2e} (> {CHECK_TOL}); not written")
+        feats = module.encode(image)
+        expected = {"point": module.query(feats, coord, cell).numpy()}
+        if grid is not None:
+            expected["grid"] = module.query_grid(feats, ys, xs, grid_cell).numpy()
+    runner = OnnxModel.from_bytes(encoder, decoder, names, receptive_field=0, grid=grid, grid_band=CHECK_BAND)
+    onnx_feats = runner.encode(image)
+    got = {"point": runner.query(onnx_feats, coord, cell).numpy()}
+    if isinstance(runner, OnnxGridModel):
+        got["grid"] = runner.query_grid(onnx_feats, ys, xs, grid_cell).numpy()
+    for graph, want in expected.items():
+        error = float(np.abs(got[graph] - want).max()) if got[graph].shape == want.shape else float("inf")
+        if not error <= CHECK_TOL:
+            raise ModelError(f"the ONNX export ({graph} query) disagrees with PyTorch by {error:.2e} "
+                             f"(> {CHECK_TOL}); not written")
 
 
 class OnnxModel(nn.Module):
     """An exported model run by onnxruntime, with the `encode` / `query` interface the engine calls.
 
     The features stay opaque to the engine: a tuple of tensors handed back to the decoder graph as they came.
+    `from_bytes` returns an `OnnxGridModel`, which adds `query_grid`, when the export has a grid graph; this
+    class has none, so the engine's `getattr(module, "query_grid", None)` sends it point queries.
     """
 
     def __init__(self, encoder: Any, decoder: Any, features: list[str], receptive_field: int) -> None:
@@ -201,32 +268,70 @@ class OnnxModel(nn.Module):
         # a graph drops inputs it does not use (bicubic ignores the cell), so feed only those it has
         self.decoder_inputs = {i.name for i in decoder.get_inputs()}
 
-    @classmethod
-    def from_bytes(cls, encoder: bytes, decoder: bytes, features: list[str], receptive_field: int,
-                   threads: int | None = None) -> OnnxModel:
-        """Sessions for two serialized graphs; ModelError if onnxruntime cannot load them."""
+    @staticmethod
+    def from_bytes(encoder: bytes, decoder: bytes, features: list[str], receptive_field: int,
+                   threads: int | None = None, grid: bytes | None = None,
+                   grid_band: int | None = None) -> OnnxModel:
+        """Sessions for the serialized graphs (the grid graph optional, then run in bands of `grid_band` pixels);
+        ModelError if onnxruntime cannot load them."""
+        if grid is not None and (grid_band is None or grid_band < 1):
+            raise ModelError(f"a grid graph needs a band of at least one pixel, not {grid_band}")
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads if threads is not None else torch.get_num_threads()
         errors = tuple(getattr(ort.capi.onnxruntime_pybind11_state, name) for name in ORT_LOAD_ERRORS)
+        graphs = [encoder, decoder] if grid is None else [encoder, decoder, grid]
         try:
-            encoder_session, decoder_session = (
-                ort.InferenceSession(graph, options, providers=PROVIDERS) for graph in (encoder, decoder)
-            )
+            sessions = [ort.InferenceSession(graph, options, providers=PROVIDERS) for graph in graphs]
         except errors as exc:
             raise ModelError(f"onnxruntime cannot load the graphs: {exc}") from None
-        return cls(encoder_session, decoder_session, features, receptive_field)
+        if grid is None:
+            return OnnxModel(sessions[0], sessions[1], features, receptive_field)
+        return OnnxGridModel(sessions[0], sessions[1], sessions[2], int(grid_band), features, receptive_field)
 
     def encode(self, lr: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        image = np.ascontiguousarray(lr.detach().cpu().float().numpy())
-        return tuple(torch.from_numpy(t) for t in self.encoder_session.run(self.features, {IMAGE: image}))
+        return tuple(torch.from_numpy(t) for t in self.encoder_session.run(self.features, {IMAGE: _array(lr)}))
 
     def query(self, feats: tuple[torch.Tensor, ...], coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         feed = {name: t.numpy() for name, t in zip(self.features, feats)}
-        feed[COORD] = np.ascontiguousarray(coord.detach().cpu().float().numpy())
-        feed[CELL] = np.ascontiguousarray(cell.detach().cpu().float().numpy())
+        feed[COORD] = _array(coord)
+        feed[CELL] = _array(cell)
         feed = {k: v for k, v in feed.items() if k in self.decoder_inputs}
         return torch.from_numpy(self.decoder_session.run([RGB_OUTPUT], feed)[0])
+
+
+class OnnxGridModel(OnnxModel):
+    """An export with a grid graph: `query_grid` as well, run in bands of rows of about `grid_band` pixels."""
+
+    def __init__(self, encoder: Any, decoder: Any, grid: Any, grid_band: int, features: list[str],
+                 receptive_field: int) -> None:
+        super().__init__(encoder, decoder, features, receptive_field)
+        self.grid_session = grid
+        self.grid_band = grid_band
+        self.grid_inputs = {i.name for i in grid.get_inputs()}
+
+    def query_grid(self, feats: tuple[torch.Tensor, ...], ys: torch.Tensor, xs: torch.Tensor,
+                   cell: torch.Tensor) -> torch.Tensor:
+        """RGB on the grid `ys` × `xs` → 1×3×len(ys)×len(xs), float32, as the module's own `query_grid`.
+
+        Band by band: each output row depends only on its own centre, so a slice of `ys` gives exactly those
+        rows, and a band keeps the graph's per-pixel intermediates small, as the module's chunks do.
+        """
+        feed = {name: t.numpy() for name, t in zip(self.features, feats)}
+        feed[XS] = _array(xs)
+        feed[CELL] = _array(cell)
+        feed = {k: v for k, v in feed.items() if k in self.grid_inputs}
+        rows = _array(ys)
+        out = np.empty((1, RGB, len(rows), len(xs)), dtype=np.float32)
+        for band in row_chunks(len(rows), out.shape[-1], self.grid_band):
+            feed[YS] = rows[band]
+            out[:, :, band] = self.grid_session.run([RGB_OUTPUT], feed)[0]
+        return torch.from_numpy(out)
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A tensor as the contiguous float32 array a graph input takes."""
+    return np.ascontiguousarray(t.detach().cpu().float().numpy())
 
 
 def is_export_folder(path: str | Path) -> bool:
@@ -241,13 +346,21 @@ def load_onnx_folder(folder: Path, threads: int | None = None) -> LoadedModel:
     try:
         meta = json.loads((folder / META_FILE).read_text())
         encoder, decoder = (folder / ENCODER_FILE).read_bytes(), (folder / DECODER_FILE).read_bytes()
+        grid = (folder / GRID_FILE).read_bytes() if (folder / GRID_FILE).is_file() else None
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder} is not a readable ONNX export ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
         raise ModelError(f"{folder / META_FILE} is not an enlarge ONNX export description")
     if meta.get("version") != META_VERSION:
         raise ModelError(f"{folder} is an ONNX export of version {meta.get('version')}; this enlarge reads {META_VERSION}")
-    module = OnnxModel.from_bytes(encoder, decoder, list(meta["features"]), int(meta["receptive_field"]), threads)
+    band = meta.get("grid_band")  # absent in exports written before the grid graph
+    if band is not None and (isinstance(band, bool) or not isinstance(band, int) or band < 1):
+        raise ModelError(f"{folder / META_FILE} has a grid band of {band!r}; it should be a pixel count: export again")
+    if (grid is None) != (band is None):
+        raise ModelError(f"{folder} has {'no ' if grid is None else ''}{GRID_FILE} but its {META_FILE} "
+                         f"{'names' if band is not None else 'lacks'} a grid band: export it again")
+    module = OnnxModel.from_bytes(encoder, decoder, list(meta["features"]), int(meta["receptive_field"]), threads,
+                                  grid=grid, grid_band=band)
     card = ModelCard.from_dict(meta["card"], source=str(folder / META_FILE)) if meta.get("card") else None
     descriptor = describe(meta["name"], meta["arch"], meta["config"], module, has_weights=bool(meta["has_weights"]),
                           card=card, source=str(folder))

@@ -17,6 +17,10 @@ FIRST_TAP = -1  # taps are floor(pos) - 1 … floor(pos) + 2
 # Output positions per dense block of the grid resampling: a block multiplies an input band of about
 # block/scale + 3 pixels, so small blocks keep the products narrow (measured: 48–96 alike, 16 and 256+ slower).
 RESAMPLE_BLOCK = 64
+ROW_AXIS, COL_AXIS = -2, -1
+# Output pixels per `query_grid` call when it is run band by band from outside (the ONNX grid graph): its traced
+# form is four gathers per axis, with no intermediates that need to stay in cache.
+GRID_BAND = 65536
 
 
 def _axis_taps(pos: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,14 +58,31 @@ def bicubic_grid(image: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> tor
     under autocast: as lite's skip it carries most of the signal, which bf16's 8-bit mantissa would blur.
     """
     h, w = image.shape[-2:]
+    pos_y, pos_x = (ys + 1) / 2 * h - 0.5, (xs + 1) / 2 * w - 0.5
     with torch.autocast(device_type=image.device.type, enabled=False):
         image = image.float()
+        if torch.jit.is_tracing():  # the blocks' bands are data-dependent Python ints, which a trace would bake in
+            return _gather_taps(_gather_taps(image, pos_y, h, ROW_AXIS), pos_x, w, COL_AXIS)
         rows = image.new_empty(*image.shape[:-2], len(ys), w)
-        for block, lo, hi, matrix in _axis_blocks((ys + 1) / 2 * h - 0.5, h):
+        for block, lo, hi, matrix in _axis_blocks(pos_y, h):
             torch.matmul(matrix, image[..., lo:hi, :], out=rows[..., block, :])
         out = image.new_empty(*image.shape[:-2], len(ys), len(xs))
-        for block, lo, hi, matrix in _axis_blocks((xs + 1) / 2 * w - 0.5, w):
+        for block, lo, hi, matrix in _axis_blocks(pos_x, w):
             torch.matmul(rows[..., lo:hi], matrix.T, out=out[..., block])
+    return out
+
+
+def _gather_taps(image: torch.Tensor, pos: torch.Tensor, n: int, axis: int) -> torch.Tensor:
+    """One axis of `bicubic_grid` as four weighted gathers (`axis` ROW_AXIS or COL_AXIS of `image`).
+
+    The form an ONNX trace takes: every size stays symbolic. The same taps and weights as the banded products
+    (several times slower in eager PyTorch, whose last-axis gathers are slow, so only traces use it).
+    """
+    idx, weights = _axis_taps(pos, n)
+    shape = (-1, 1) if axis == ROW_AXIS else (-1,)  # broadcast each output position's weight along the other axis
+    out = image.index_select(axis, idx[:, 0]) * weights[:, 0].view(shape)
+    for tap in range(1, TAPS):
+        out += image.index_select(axis, idx[:, tap]) * weights[:, tap].view(shape)
     return out
 
 
@@ -85,6 +106,7 @@ class Bicubic(nn.Module):
     """The weight-free baseline: `encode` keeps the image, `query` interpolates it bicubically."""
 
     receptive_field = TAPS // 2
+    grid_band = GRID_BAND
 
     def encode(self, lr: torch.Tensor) -> torch.Tensor:
         return lr

@@ -95,8 +95,59 @@ def row_chunks(rows: int, cols: int, queries: int) -> Iterator[slice]:
         yield slice(start, min(start + step, rows))
 
 
+RowGather = Callable[[torch.Tensor], torch.Tensor]  # cell-row indices (R,) → those rows, R×w×C
+
+
+def decode_band(
+    rows_of: RowGather,
+    rows: list[tuple[torch.Tensor, torch.Tensor]],
+    columns: list[tuple[torch.Tensor, torch.Tensor]],
+    weights: list[torch.Tensor] | None,
+    row_weight: torch.Tensor,
+    constant: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """One band of output rows of `decode_grid` → rows × columns × channels (the head's output width).
+
+    `rows_of(iy)`: the first layer's feature part at LR rows `iy`, R×w×C (a fresh tensor: it is added to in
+    place); `rows`: per y shift, the band's cell indices and offsets (`axis_neighbours` sliced to the band);
+    `columns`: per x shift, the cell indices and the column term `outer(rx, col_weight)`; `weights`: the band's
+    ensemble weights in SHIFTS order (None without the ensemble). No size comes from a Python int and the blend
+    starts from the first neighbour's weighted prediction, so an ONNX trace keeps rows, columns, h and w symbolic.
+    """
+
+    def predict(pair: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        (iy, ry), (ix, col_term) = pair
+        pre = rows_of(iy)
+        pre += (torch.outer(ry, row_weight) + constant).unsqueeze(1)
+        pre = pre.index_select(1, ix)
+        pre += col_term
+        return head(pre.view(-1, pre.shape[-1])).view(pre.shape[0], pre.shape[1], -1)
+
+    first, *others = [(a, b) for a in rows for b in columns]
+    if weights is None:  # no ensemble: one neighbour
+        return predict(first)
+    acc = predict(first) * weights[0].unsqueeze(-1)
+    for pair, weight in zip(others, weights[1:]):
+        acc.addcmul_(predict(pair), weight.unsqueeze(-1))
+    return acc
+
+
+def row_gather(features: torch.Tensor) -> RowGather:
+    """`rows_of` for `decode_band` from the C×h×w feature part: gathers at LR width, channels last.
+
+    Eager: one channels-last copy (none when `features` is a channels-last view already), then whole rows.
+    Traced: gather the rows first and transpose only those, since the graph runs once per band of output rows
+    and would otherwise transpose the whole feature map every time.
+    """
+    if torch.jit.is_tracing():
+        return lambda iy: features.index_select(1, iy).permute(1, 2, 0)
+    table = features.permute(1, 2, 0).contiguous()  # h×w×C
+    return lambda iy: table.index_select(0, iy)
+
+
 def decode_grid(
-    table: torch.Tensor,
+    features: torch.Tensor,
     ys: torch.Tensor,
     xs: torch.Tensor,
     row_weight: torch.Tensor,
@@ -109,33 +160,29 @@ def decode_grid(
 ) -> torch.Tensor:
     """A split-first-layer implicit decoder on the grid `ys` × `xs` → 1×channels×len(ys)×len(xs), float32.
 
-    `table` (h×w×C, contiguous) is the first layer's feature part at every LR position; for each neighbour the
-    layer's pre-activation is `table[iy, ix] + ry·row_weight + rx·col_weight + constant`, built from a row
-    gather (at LR width) and a column gather, so no per-pixel coordinate or unfolded feature is ever made.
-    `head(pre)` maps N×C pre-activations to N×channels (the first layer's activation included; it may work in
-    place); the neighbours are blended with the ensemble's area weights. Rows go about `chunk` pixels at a
-    time, so the intermediates stay in cache.
+    `features` (C×h×w) is the first layer's feature part at every LR position; for each neighbour the layer's
+    pre-activation is `features[:, iy, ix] + ry·row_weight + rx·col_weight + constant`, built from a row gather
+    (at LR width) and a column gather, so no per-pixel coordinate or unfolded feature is ever made. `head(pre)`
+    maps N×C pre-activations to N×channels (the first layer's activation included; it may work in place); the
+    neighbours are blended with the ensemble's area weights (`decode_band`). Rows go about `chunk` pixels at a
+    time, so the intermediates stay in cache; under an ONNX trace the whole grid is one band (whoever runs the
+    graph passes it bands of rows instead: rows are independent).
     """
-    h, w, _ = table.shape
+    _, h, w = features.shape
+    rows_of = row_gather(features)
     along_y = axis_neighbours(ys, h, ensemble)
     along_x = axis_neighbours(xs, w, ensemble)
-    columns = [(ix, torch.outer(rx, col_weight)) for ix, rx in along_x]  # shared by every row chunk
+    columns = [(ix, torch.outer(rx, col_weight)) for ix, rx in along_x]  # shared by every band
     abs_y, abs_x = [ry.abs() for _, ry in along_y], [rx.abs() for _, rx in along_x]
+
+    def band(rows: slice) -> torch.Tensor:
+        weights = grid_weights([a[rows] for a in abs_y], abs_x) if ensemble else None
+        return decode_band(rows_of, [(iy[rows], ry[rows]) for iy, ry in along_y], columns, weights, row_weight,
+                           constant, head)
+
+    if torch.jit.is_tracing():  # len(ys) would be baked into the graph
+        return band(slice(None)).permute(2, 0, 1).unsqueeze(0)
     out = torch.empty(1, channels, len(ys), len(xs), dtype=ys.dtype, device=ys.device)
     for rows in row_chunks(len(ys), len(xs), chunk):
-        band = [(iy[rows], ry[rows]) for iy, ry in along_y]
-        weights = grid_weights([a[rows] for a in abs_y], abs_x) if ensemble else [None]
-        acc = torch.zeros(rows.stop - rows.start, len(xs), channels, dtype=ys.dtype, device=ys.device)
-        pairs = [(a, b) for a in band for b in columns]
-        for ((iy, ry), (ix, col_term)), weight in zip(pairs, weights):
-            pre = table.index_select(0, iy)
-            pre += (torch.outer(ry, row_weight) + constant).unsqueeze(1)
-            pre = pre.index_select(1, ix)
-            pre += col_term
-            pred = head(pre.view(-1, pre.shape[-1])).view(acc.shape)
-            if weight is None:
-                acc += pred
-            else:
-                acc.addcmul_(pred, weight.unsqueeze(-1))
-        out[0, :, rows] = acc.permute(2, 0, 1)
+        out[0, :, rows] = band(rows).permute(2, 0, 1)
     return out

@@ -85,6 +85,9 @@ class LIIF(nn.Module):
         The first MLP layer on the 3×3-unfolded feature is a 3×3 convolution (zero padding, as the unfold's),
         run once per LR position instead of once per query and neighbour; its coordinate and cell inputs become
         a row term, a column term and a constant. The unfolded feature map is never built.
+
+        No `grid_band` (unlike lite): the convolution covers the whole feature map on every call, so running this
+        band by band (as the ONNX grid graph is run) would repeat it per band; ONNX exports keep the point query.
         """
         first = self.imnet.layers[0]
         _, channels, h, w = feat.shape
@@ -92,7 +95,7 @@ class LIIF(nn.Module):
         n_feat = channels * k * k
         # F.unfold orders its outputs channel-major (c·k² + ky·k + kx), the layout of a conv weight out×c×ky×kx
         kernel = first.weight[:, :n_feat].reshape(-1, channels, k, k)
-        table = F.conv2d(feat, kernel, padding=k // 2)[0].permute(1, 2, 0).contiguous()  # h×w×hidden
+        table = F.conv2d(feat, kernel, padding=k // 2)[0]  # hidden×h×w
         geometry = first.weight[:, n_feat:]  # hidden × (rel y, rel x[, cell h, cell w])
         constant = first.bias
         if self.cell_decode:

@@ -56,6 +56,12 @@ class Lite(nn.Module):
         """Encoder + the 3×3 split layer + the ensemble's neighbour, or the bicubic taps if wider."""
         return max(self.encoder.receptive_field + 2, TAPS // 2)
 
+    @property
+    def grid_band(self) -> int:
+        """Pixels per `query_grid` call when it is run band by band from outside (the ONNX grid graph): it traces
+        with symbolic sizes and costs only its rows, with no work over the whole feature map."""
+        return GRID_CHUNK
+
     def encode(self, lr: torch.Tensor) -> LiteFeatures:
         feat = self.encoder((lr - NORM_MEAN) / NORM_STD)
         return LiteFeatures(hidden=self.to_hidden(feat), lr=lr)
@@ -80,11 +86,11 @@ class Lite(nn.Module):
         Neighbours, offsets and ensemble weights are separable per row and column, so the geometry term is a
         row vector plus a column vector and no per-pixel coordinate tensor is built (`decode_grid`).
         """
-        table = feats.hidden[0].permute(1, 2, 0).contiguous()  # h×w×hidden; no copy after a channels-last encode
-        h, w = table.shape[:2]
+        hidden = feats.hidden.view(feats.hidden.shape[1:])  # hidden×h×w; not [0] or squeeze: copies in ONNX
+        h, w = hidden.shape[-2:]
         weight = self.from_geometry.weight  # hidden×4: (rel y, rel x, cell h, cell w)
         constant = weight[:, 2] * (cell[0] * h) + weight[:, 3] * (cell[1] * w)
-        residual = decode_grid(table, ys, xs, weight[:, 0], weight[:, 1], constant, self.head, RGB, GRID_CHUNK)
+        residual = decode_grid(hidden, ys, xs, weight[:, 0], weight[:, 1], constant, self.head, RGB, GRID_CHUNK)
         return bicubic_grid(feats.lr, ys, xs).add_(residual, alpha=NORM_STD)
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
