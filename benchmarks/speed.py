@@ -4,12 +4,12 @@
     python benchmarks/speed.py --write               # also write docs/results/speed.md
     python benchmarks/speed.py --only lite --scales 4 --sizes 256x256   # a subset
 
-Rows: lite and bicubic through our engine, Pillow's bicubic, LIIF-EDSR-baseline through our engine (the exact
-grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; lite's ONNX export run by
-onnxruntime through the same engine (precision `onnx`, fp32, its grid graph; where onnxruntime is installed), with
-its time over PyTorch fp32's and bf16's below the table; and the reference, LIIF-EDSR-baseline with the
-straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16 natively. The speed-up
-column is output throughput (MP/s) over the reference's, so rows at every scale compare.
+Rows: lite and bicubic through our engine, Pillow's bicubic, LIIF-EDSR-baseline and LIIF-RDN through our engine
+(the exact grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; lite's ONNX export
+run by onnxruntime through the same engine (precision `onnx`, fp32, its grid graph; where onnxruntime is
+installed), with its time over PyTorch fp32's and bf16's below the table; and the reference, LIIF-EDSR-baseline
+with the straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16 natively. The
+speed-up column is output throughput (MP/s) over the reference's, so rows at every scale compare.
 
 Each case runs in its own process (threads set once, at its start) so its peak RSS is its own. Weights do not
 change speed, so models without shipped weights run with random weights here (and only here). Timings taken
@@ -38,6 +38,7 @@ SCALES = (2, 4, 8)
 SMALL = (256, 256)  # (W, H) every model runs on
 LARGE = (960, 540)  # only the light models
 LIIF = "liif-edsr-baseline"
+RDN = "liif-rdn"
 REFERENCE = "liif-reference"
 REFERENCE_SCALE = 4
 PILLOW = "pillow-bicubic"
@@ -81,7 +82,7 @@ def cases(bf16: bool, onnx: bool = False) -> list[Case]:
     out += [Case("lite", s, size, p) for p in precisions for size in (SMALL, LARGE) for s in SCALES]
     if onnx:  # right after lite's PyTorch rows
         out += [Case(ONNX_MODEL, s, size, ONNX) for size in (SMALL, LARGE) for s in SCALES]
-    out += [Case(LIIF, s, SMALL, p, repeats=1) for p in precisions for s in SCALES]
+    out += [Case(m, s, SMALL, p, repeats=1) for m in (LIIF, RDN) for p in precisions for s in SCALES]
     out.append(Case(REFERENCE, REFERENCE_SCALE, SMALL, repeats=1))
     return out
 
