@@ -111,7 +111,7 @@ def command_line(args: argparse.Namespace) -> str:
     words = ["enlarge", "compress", "--model", str(args.model), "--config", str(args.config)]
     options = {
         "--name": args.name, "--run-dir": args.run_dir, "--steps": args.steps, "--lr": args.lr,
-        "--distill": args.distill, "--calibration-batches": args.calibration_batches,
+        "--distill": args.distill, "--calibration-batches": args.calibration_batches, "--layers": args.layers,
         "--max-psnr-drop": args.max_psnr_drop, "--remove": args.remove, "--out": args.out,
         "--time-repeats": args.time_repeats, "--markdown": args.markdown,
     }
