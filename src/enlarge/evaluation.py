@@ -37,7 +37,9 @@ from tqdm import tqdm
 
 from enlarge.engine import render
 from enlarge.errors import ConfigError, InputError, OutputError, SizeError
+from enlarge import imagefolders
 from enlarge.fileutil import atomic_write_bytes, atomic_write_text
+from enlarge.imagefolders import IMAGE_SUFFIXES, find_images
 from enlarge.metrics import METRICS, SSIM_WINDOW, psnr, ssim_y
 from enlarge.models import LoadedModel, load_model
 from enlarge.resize import imresize
@@ -45,13 +47,11 @@ from enlarge.resize import imresize
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 HR_FOLDER = "HR"
 LR_FOLDER = "LR_bicubic"
 BASELINE = "bicubic"
 RGB_EXTRA_SHAVE = 6  # the DIV2K convention: shave scale + 6 pixels when scoring RGB
 LEVELS = 255  # 8-bit images
-EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})  # Pillow modes that convert to RGB exactly
 JPEG_DEGRADE = re.compile(r"jpeg(\d+)")
 JPEG_QUALITY_RANGE = (1, 100)
 PLOT_DPI = 120
@@ -160,7 +160,7 @@ def find_dataset(folder: Path, limit: int | None = None) -> Dataset:
     name = resolved.parent.name if resolved.name == HR_FOLDER else resolved.name
     hr_root = folder / HR_FOLDER if (folder / HR_FOLDER).is_dir() else folder
     lr_root = folder / LR_FOLDER if (folder / LR_FOLDER).is_dir() else None
-    images = sorted(p for p in hr_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    images = find_images(hr_root)
     if not images:
         raise InputError(f"no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) found under {hr_root}")
     return Dataset(name=name, hr_root=hr_root, images=tuple(images[:limit]), lr_root=lr_root)
@@ -168,14 +168,7 @@ def find_dataset(folder: Path, limit: int | None = None) -> Dataset:
 
 def read_rgb8(path: Path) -> torch.Tensor:
     """An 8-bit image file as a 3×H×W uint8 tensor (grayscale replicated, alpha dropped)."""
-    try:
-        with Image.open(path) as image:
-            if image.mode not in EIGHT_BIT_MODES:
-                raise InputError(f"{path}: mode {image.mode} is not 8-bit; evaluation reads 8-bit images only")
-            array = np.asarray(image.convert("RGB"))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return torch.from_numpy(imagefolders.read_rgb8(path).copy()).permute(2, 0, 1)
 
 
 def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from enlarge.engine.adaptive import CALIBRATION_KEY, BlockErrors, block_errors, fit_calibration, little_model
 from enlarge.errors import ConfigError, ModelError
-from enlarge.evaluation import LEVELS, make_lr, parse_scales
+from enlarge.evaluation import LEVELS, make_lr, parse_scales, read_rgb8
+from enlarge.imagefolders import find_images
 from enlarge.models.card import ModelCard, card_path_for
 from enlarge.models.registry import LoadedModel, load_model
 from enlarge.training.config import load_config
-from enlarge.training.data import decode_rgb, find_images
 
 DEFAULT_CONFIG = Path("configs/lite.yaml")
 DEFAULT_IMAGES = 32
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     samples: list[BlockErrors] = []
     with tqdm(total=len(images) * len(scales), unit="img", desc="calibrate") as bar:
         for path in images:
-            hr_full = torch.from_numpy(decode_rgb(path).copy()).permute(2, 0, 1)
+            hr_full = read_rgb8(path)
             for scale in scales:
                 hr = centre_crop(hr_full, CROP, scale)
                 lr = make_lr(hr, scale).float().unsqueeze(0) / LEVELS

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from enlarge.coords import make_coord
-from enlarge.errors import ConfigError, InputError
+from enlarge.errors import ConfigError
+from enlarge.imagefolders import find_images, read_rgb8
 from enlarge.resize import imresize
 from enlarge.training.config import TrainConfig
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 LEVELS = 255.0
 FLIP_CHANCE = 0.5
 PREFETCH = 2  # batches made ahead of the training step
@@ -57,20 +56,6 @@ class Batch:
     gt: torch.Tensor
 
 
-def find_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, in a fixed (sorted) order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def decode_rgb(path: Path) -> np.ndarray:
-    """An image file as an H×W×3 uint8 array."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"cannot decode training image {path}: {exc}") from None
-
-
 def load_training_images(
     root: Path, train_dirs: Sequence[str], exclude: Sequence[str], min_size: int
 ) -> tuple[list[np.ndarray], int]:
@@ -89,7 +74,7 @@ def load_training_images(
         for path in find_images(folder):
             if path.resolve() in held_out:
                 continue
-            image = decode_rgb(path)
+            image = read_rgb8(path)
             if min(image.shape[:2]) < min_size:
                 skipped += 1
                 continue

@@ -34,7 +34,8 @@ from enlarge.models.registry import LoadedModel, build, describe, load_state_str
 from enlarge.resize import imresize
 from enlarge.training.checkpoint import BEST, LAST, LOG, Checkpoint, fp32_state, load_checkpoint, save_checkpoint, save_state
 from enlarge.training.config import TrainConfig, load_config, resolve_precision, resolve_threads
-from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, decode_rgb, load_training_images
+from enlarge.imagefolders import read_rgb8
+from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, load_training_images
 
 CPU = torch.device("cpu")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -230,7 +231,7 @@ def load_val_images(config: TrainConfig) -> list[ValImage]:
         path = config.data.root / item
         if not path.is_file():
             raise ConfigError(f"validation image {path} not found")
-        image = decode_rgb(path)
+        image = read_rgb8(path)
         h, w = image.shape[:2]
         if min(h, w) < crop:
             raise ConfigError(f"validation image {path} is smaller than val_crop ({crop})")
