@@ -68,7 +68,7 @@ def markdown(summary: dict[str, Any], command: str) -> str:
         "linear layers follow where they save MACs."
     )
     lines = [
-        "# Compression",
+        f"# Compression: `{after['name']}`",
         "",
         f"Produced by `{command}`.",
         "",
