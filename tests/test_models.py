@@ -122,3 +122,21 @@ def test_make_coord_convention():
     assert coord.shape == (2, 4, 2)
     assert torch.allclose(coord[:, 0, 0], torch.tensor([-0.5, 0.5]))  # y first
     assert torch.allclose(coord[0, :, 1], torch.tensor([-0.75, -0.25, 0.25, 0.75]))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_rdn_inference_path_equals_the_training_path(channels_last: bool) -> None:
+    """Without autograd RDN builds its dense blocks in place and fuses GFF block by block (memory); same output."""
+    from enlarge.models.encoders import RDN
+
+    torch.manual_seed(0)
+    encoder = RDN(g0=8, n_blocks=3, n_layers=4, growth=4).eval()
+    x = torch.rand(1, 3, 19, 23)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.enable_grad():
+        reference = encoder(x).detach()
+    with torch.inference_mode():
+        fast = encoder(x)
+    assert fast.shape == reference.shape
+    assert torch.allclose(fast, reference, rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ Module and parameter names follow the official LIIF code (`encoder.head.0`, `enc
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 KERNEL = 3
@@ -68,7 +69,21 @@ class RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.LFF(self.convs(x)) + x
+        dense = self.convs(x) if torch.is_grad_enabled() else self.dense_in_place(x)
+        return self.LFF(dense) + x
+
+    def dense_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense layers' concatenation without autograd, built in one preallocated NCHW tensor: each layer
+        reads the channels so far as a view and writes its growth into the next slice. The same values as
+        `convs(x)`, but no layer copies its input, so the block's peak memory is one concatenation, not two."""
+        buffer = x.new_empty(x.shape[0], self.LFF.in_channels, *x.shape[-2:])
+        end = x.shape[1]
+        buffer[:, :end] = x
+        for layer in self.convs:
+            grown = layer.conv(buffer[:, :end])
+            buffer[:, end : end + grown.shape[1]] = grown
+            end += grown.shape[1]
+        return buffer
 
 
 class RDN(nn.Module):
@@ -86,11 +101,26 @@ class RDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.SFENet1(x)
         x = self.SFENet2(shallow)
+        if not torch.is_grad_enabled():
+            return self.GFF[1](self._fused_blocks(x)) + shallow
         outs = []
         for block in self.RDBs:
             x = block(x)
             outs.append(x)
         return self.GFF(torch.cat(outs, dim=1)) + shallow
+
+    def _fused_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks and GFF's 1×1 fusion without autograd: the fusion of the concatenated block outputs is the
+        sum of each output's own slice of the 1×1 weights, accumulated in float32 as each block finishes, so the
+        16 outputs (1024 channels per pixel) are never held at once. Equal to `GFF[0](cat(outs))` up to the
+        order of the sum; this is what keeps a large tile of LIIF-RDN within a few GB."""
+        fusion, width = self.GFF[0], self.out_dim  # every block outputs out_dim (G0) channels
+        acc = None
+        for i, block in enumerate(self.RDBs):
+            x = block(x)
+            part = F.conv2d(x, fusion.weight[:, i * width : (i + 1) * width], fusion.bias if i == 0 else None)
+            acc = part.float() if acc is None else acc.add_(part)
+        return acc
 
 
 ENCODERS: dict[str, type[nn.Module]] = {"edsr": EDSR, "rdn": RDN}
