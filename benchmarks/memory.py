@@ -13,17 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine_info import cpu_summary  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "memory.md"
 SEED = 0
 MB = 1024  # ru_maxrss is in KiB on Linux
-HEADER = "| model | input | scale | output | seconds | peak RSS MB |\n|---|---|---|---|---|---|"
+INTRO = (
+    "# Memory\n\nProduced by `python benchmarks/memory.py --write [--model M --width W --height H --scale S]`, a "
+    "row per run (the defaults: lite, 4000×3000, ×2): the whole file-to-file path in one process, tiles chosen "
+    "automatically. The seconds are only a rough figure (see the speed section); the peak RSS is what the run needed. "
+    "A registered model without shipped weights (LIIF-RDN) runs with random weights: weights do not change memory."
+)
+HEADER = ("| model | input | scale | output | seconds | peak RSS MB | machine | options |\n"
+          "|---|---|---|---|---|---|---|---|")
 
 
 def child(model: str | None, width: int, height: int, scale: float) -> dict:
@@ -76,14 +86,13 @@ def main() -> int:
            "--scale", str(args.scale)] + (["--model", args.model] if args.model else [])
     row = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
     line = (f"| {row['model']} | {row['input']} | ×{args.scale:g} | {row['output']} | {row['seconds']:.1f} | "
-            f"{row['peak_rss_mb']:.0f} |")
+            f"{row['peak_rss_mb']:.0f} | {cpu_summary()} | `{shlex.join(sys.argv[1:]) or '(defaults)'}` |")
     print(HEADER + "\n" + line)
     if args.write:
         key = f"| {row['model']} | {row['input']} | ×{args.scale:g} |"
         table = merged_table(RESULT.read_text() if RESULT.exists() else "", line, key)
         RESULT.parent.mkdir(parents=True, exist_ok=True)
-        RESULT.write_text("# Memory\n\nProduced by `python benchmarks/memory.py --write`: the whole file-to-file path "
-                          "in one process, tiles chosen automatically.\n\n" + table + "\n")
+        RESULT.write_text(INTRO + "\n\n" + table + "\n")
     return 0
 
 
