@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
+from machine_info import cpu_summary  # beside this script
 
 from enlarge.autoselect import Profile, Selector, measure
 from enlarge.engine import render
@@ -292,8 +292,7 @@ def main() -> int:
                 big, little, args.data / name, scale, args.limit, budgets, profile, args.repeats
             )
     text = tables(results)
-    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-               f"{torch.get_num_threads()} threads")
+    machine = f"{cpu_summary()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     calibrated = Calibration.of(big.descriptor) is not None
     print(text)
     if args.write:
