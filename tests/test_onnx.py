@@ -257,3 +257,17 @@ def test_cli_export_keeps_its_run_mode_and_rejects_mixed_modes(tmp_path: Path, c
     assert "leave them out" in capsys.readouterr().err
     assert main(["export", "runs/x"]) == 2
     assert "RUN_DIR and --name" in capsys.readouterr().err
+
+
+def test_an_rdn_encoder_exports_its_plain_concatenations(tmp_path: Path) -> None:
+    """RDN's in-place inference path is not traced: the graph keeps the concatenations and matches PyTorch's
+    (in-place) output — export_onnx's own self-check compares them at another size and a non-integer scale."""
+    config = {"encoder": {"name": "rdn", "g0": 8, "n_blocks": 2, "n_layers": 2, "growth": 4}, "hidden": [16]}
+    torch.manual_seed(0)
+    module = build("liif", config).eval()
+    model = LoadedModel(module, describe("tiny-rdn", "liif", config, module, has_weights=True))
+    export_onnx(model, tmp_path)
+    image = torch.rand(1, 3, *LR_HW)
+    with torch.inference_mode():
+        expected = render(model, image, OUT_HW)
+    assert torch.allclose(render(load_onnx(tmp_path), image, OUT_HW), expected, atol=TOL)

@@ -60,6 +60,12 @@ class DenseLayer(nn.Module):
         return torch.cat((x, self.conv(x)), dim=1)
 
 
+def in_place_allowed() -> bool:
+    """Whether RDN may take its memory-saving inference path: no autograd (it writes into a buffer that a
+    backward pass would need intact) and no trace (an exported graph keeps the plain concatenations)."""
+    return not torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
 class RDB(nn.Module):
     """Residual dense block: `n_layers` dense layers, 1×1 local feature fusion, local residual."""
 
@@ -69,7 +75,7 @@ class RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dense = self.convs(x) if torch.is_grad_enabled() else self.dense_in_place(x)
+        dense = self.dense_in_place(x) if in_place_allowed() else self.convs(x)
         return self.LFF(dense) + x
 
     def dense_in_place(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +107,7 @@ class RDN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shallow = self.SFENet1(x)
         x = self.SFENet2(shallow)
-        if not torch.is_grad_enabled():
+        if in_place_allowed():
             return self.GFF[1](self._fused_blocks(x)) + shallow
         outs = []
         for block in self.RDBs:
