@@ -106,7 +106,14 @@ def test_sampling_is_a_function_of_seed_step_and_index(setup: dict) -> None:
     assert round(config.patch * config.scale_min) <= round(crop) <= round(config.patch * config.scale_max)
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Path) -> None:
+# The newer recipe: cosine decay after a warm-up, a moving average of the weights, real-photo degradations.
+RECIPE = {"schedule": "cosine", "decay_steps": 150, "warmup_steps": 20, "min_lr": 1e-6, "ema": 0.9,
+          "degrade": {"jpeg": 0.8, "noise": 0.5, "blur": 0.3}}
+
+
+@pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["step-decay", "cosine-ema-degrade"])
+def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Path, recipe: dict) -> None:
+    setup = {**setup, **recipe}
     config = _write_config(tmp_path / "tiny.yaml", setup)
     _finish(_spawn(config, tmp_path, "--name", "full"))
 
@@ -124,6 +131,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Pat
     assert full.step == resumed.step == setup["steps"]
     for key, value in full.model.items():
         assert torch.equal(value, resumed.model[key]), key
+    assert (full.ema is None) == (resumed.ema is None) == ("ema" not in recipe)
+    for key, value in (full.ema or {}).items():
+        assert torch.equal(value, resumed.ema[key]), key
     for key, value in load_state(tmp_path / "runs" / "full" / BEST).items():
         assert torch.equal(value, load_state(tmp_path / "runs" / "cut" / BEST)[key]), key
     assert full.best_psnr == resumed.best_psnr

@@ -1,7 +1,8 @@
 """Checkpoints of a training run, written atomically so a kill at any moment leaves the last good one in place.
 
-`last.pt` holds everything a resume needs (model, optimizer and scheduler state, step, config and its hash, best
-validation score, training wall time); `best.pt` holds only the model state with the best validation PSNR.
+`last.pt` holds everything a resume needs (model, optimizer and scheduler state, the weights' moving average, step,
+config and its hash, best validation score, training wall time); `best.pt` holds only the model state with the best
+validation PSNR (the moving average's, when the run keeps one: that is what is validated and exported).
 Model and optimizer state stay fp32 (autocast never changes the stored weights), so a lite run's checkpoint is a
 few MB and can be committed to continue elsewhere.
 """
@@ -41,6 +42,7 @@ class Checkpoint:
     best_psnr: float | None = None
     best_step: int | None = None
     elapsed_s: float = 0.0  # training wall time over every session of the run
+    ema: dict[str, torch.Tensor] | None = None  # the moving average of the weights, when the config asks for one
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, **self.__dict__}

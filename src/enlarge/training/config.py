@@ -21,6 +21,7 @@ from typing import Any, Union
 import torch
 import yaml
 
+from enlarge.degradations import DegradationMix
 from enlarge.errors import ConfigError
 from enlarge.models.registry import ARCHS, SPECS
 
@@ -32,6 +33,9 @@ RUNS_DIR = Path("runs")
 RUNTIME_FIELDS = frozenset(
     {"steps", "threads", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop", "val_scales"}
 )
+SCHEDULES = ("multistep", "cosine")
+# Fields added after runs existed: hashed only when set away from their default, so older runs still resume.
+LATER_FIELDS = ("schedule", "decay_steps", "warmup_steps", "min_lr", "ema", "init_from", "degrade")
 
 
 @dataclass
@@ -86,6 +90,32 @@ class DataSection:
 
 
 @dataclass
+class DegradeSection:
+    """Real-photo degradations of the training LR (`enlarge.degradations.DegradationMix`; every field optional)."""
+
+    clean: float = DegradationMix.clean
+    kernel_weights: tuple[float, float, float, float] = DegradationMix.kernel_weights
+    blur: float = DegradationMix.blur
+    blur_sigma: tuple[float, float] = DegradationMix.blur_sigma
+    noise: float = DegradationMix.noise
+    noise_sigma: tuple[float, float] = DegradationMix.noise_sigma
+    poisson_share: float = DegradationMix.poisson_share
+    poisson_peak: tuple[float, float] = DegradationMix.poisson_peak
+    jpeg: float = DegradationMix.jpeg
+    jpeg_quality: tuple[int, int] = DegradationMix.jpeg_quality
+    jpeg_420: float = DegradationMix.jpeg_420
+
+    def __post_init__(self) -> None:
+        try:
+            self.mix()
+        except ValueError as exc:
+            raise ConfigError(f"degrade: {exc}") from None
+
+    def mix(self) -> DegradationMix:
+        return DegradationMix(**dataclasses.asdict(self))
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run needs; see configs/lite.yaml for a documented example."""
 
@@ -100,6 +130,13 @@ class TrainConfig:
     lr: float = 1e-4
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
+    schedule: str = "multistep"  # multistep (milestones × gamma) | cosine (to min_lr over decay_steps)
+    decay_steps: int | None = None  # cosine: steps from lr to min_lr (then min_lr); part of the config hash
+    warmup_steps: int = 0  # linear warm-up from 0 to lr (both schedules)
+    min_lr: float = 0.0
+    ema: float = 0.0  # decay of the exponential moving average of the weights (0: off); validated and exported
+    init_from: str | None = None  # weights to start from: a registered model or a state file; grown if smaller
+    degrade: DegradeSection | None = None  # real-photo degradations of the LR (None: clean bicubic only)
     seed: int = 0
     precision: str = "auto"
     threads: int = AUTO_THREADS
@@ -125,6 +162,16 @@ class TrainConfig:
             raise ConfigError(f"milestones must be increasing positive steps, got {self.milestones}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "cosine" and (self.decay_steps is None or self.decay_steps <= 0):
+            raise ConfigError("schedule cosine needs decay_steps, a positive number of steps")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be 0 or positive, got {self.warmup_steps}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr must be in [0, lr], got {self.min_lr}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be a decay in [0, 1), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.threads < 0:
@@ -140,6 +187,10 @@ class TrainConfig:
     def identity_hash(self) -> str:
         """Hash of the fields that determine the weights a run produces (model resolved to arch + config)."""
         identity = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        for name in LATER_FIELDS:
+            if identity[name] == defaults[name]:
+                del identity[name]
         del identity["data"]["data_root"]  # where the images live may differ between machines
         arch, config = self.model.resolved()
         identity["model"] = {"arch": arch, "config": config}
@@ -220,6 +271,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return _convert(inner, value, where)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where + ".")
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, list) or len(value) != len(items):
+            raise ConfigError(f"{where} must be a list of {len(items)} values, got {value!r}")
+        return tuple(_convert(inner, item, f"{where}[{i}]") for i, (inner, item) in enumerate(zip(items, value)))
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from enlarge.coords import make_coord
+from enlarge.degradations import DegradationMix, random_lr
 from enlarge.errors import ConfigError
 from enlarge.imagefolders import find_images, read_rgb8
 from enlarge.resize import imresize
@@ -55,6 +56,12 @@ class Batch:
     cell: torch.Tensor
     gt: torch.Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (itself when already there)."""
+        if self.lr.device == device:
+            return self
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.lr, self.coord, self.cell, self.gt)))
+
 
 def load_training_images(
     root: Path, train_dirs: Sequence[str], exclude: Sequence[str], min_size: int
@@ -90,11 +97,12 @@ def sample_rng(seed: int, step: int, index: int) -> np.random.Generator:
 
 
 def make_sample(
-    images: Sequence[np.ndarray], sampling: Sampling, rng: np.random.Generator
+    images: Sequence[np.ndarray], sampling: Sampling, rng: np.random.Generator, mix: DegradationMix | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One sample: a random HR crop of round(patch·s)² at s ~ U(scale_min, scale_max), flipped/transposed at
-    random, its MATLAB-bicubic LR (patch², 8-bit levels like benchmark LR images), and `sample_q` random HR pixels
-    as queries. Returns (lr 3×p×p, coord Q×2, cell Q×2, gt Q×3)."""
+    random, its MATLAB-bicubic LR (patch², 8-bit levels like benchmark LR images) or, with a degradation `mix`, an
+    LR made as real photos are, and `sample_q` random HR pixels as queries.
+    Returns (lr 3×p×p, coord Q×2, cell Q×2, gt Q×3)."""
     image = images[rng.integers(len(images))]
     scale = rng.uniform(sampling.scale_min, sampling.scale_max)
     size = round(sampling.patch * scale)
@@ -109,7 +117,10 @@ def make_sample(
     if transpose:
         crop = crop.transpose(1, 0, 2)
     hr = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / LEVELS
-    lr = imresize(hr, output_size=(sampling.patch, sampling.patch), quantize=True).clamp(0, 1)
+    if mix is None:
+        lr = imresize(hr, output_size=(sampling.patch, sampling.patch), quantize=True).clamp(0, 1)
+    else:
+        lr = random_lr(hr, (sampling.patch, sampling.patch), mix, rng)
     index = torch.from_numpy(rng.choice(size * size, sampling.sample_q, replace=False))
     coord = make_coord((size, size))[index]
     cell = torch.tensor([2.0 / size, 2.0 / size]).expand(sampling.sample_q, 2).clone()
@@ -117,9 +128,12 @@ def make_sample(
     return lr, coord, cell, gt
 
 
-def make_batch(images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, step: int) -> Batch:
+def make_batch(
+    images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, step: int,
+    mix: DegradationMix | None = None,
+) -> Batch:
     """The batch for `step`: sample i drawn from `sample_rng(seed, step, i)`."""
-    parts = [make_sample(images, sampling, sample_rng(seed, step, i)) for i in range(batch_size)]
+    parts = [make_sample(images, sampling, sample_rng(seed, step, i), mix) for i in range(batch_size)]
     lr, coord, cell, gt = (torch.stack(group) for group in zip(*parts))
     return Batch(lr=lr, coord=coord, cell=cell, gt=gt)
 
@@ -128,18 +142,20 @@ class Prefetcher:
     """Makes the batches of steps `start`…`stop-1` in order on a background thread, `PREFETCH` ahead."""
 
     def __init__(
-        self, images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, start: int, stop: int
+        self, images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, start: int, stop: int,
+        mix: DegradationMix | None = None,
     ) -> None:
         self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=PREFETCH)
         self._closed = threading.Event()
         self._args = (images, sampling, batch_size, seed)
+        self._mix = mix
         self._thread = threading.Thread(target=self._work, args=(start, stop), name="enlarge-data", daemon=True)
         self._thread.start()
 
     def _work(self, start: int, stop: int) -> None:
         try:
             for step in range(start, stop):
-                if not self._put(make_batch(*self._args, step)):
+                if not self._put(make_batch(*self._args, step, self._mix)):
                     return
         except BaseException as exc:  # handed to the training thread, which re-raises it
             self._put(exc)

@@ -1,5 +1,7 @@
-"""The training loop: L1 loss, Adam, step-based MultiStepLR, optional bf16 autocast, periodic validation and
-atomic checkpoints, stopping cleanly on SIGTERM/SIGINT.
+"""The training loop: L1 loss, Adam, a step-decay or cosine schedule with warm-up, an optional moving average of
+the weights (validated and exported), optional bf16 autocast, periodic validation and atomic checkpoints,
+stopping cleanly on SIGTERM/SIGINT or after a time limit. Runs on the CPU or a CUDA device; validation always runs
+on the CPU, so checkpoints and scores are the same wherever the run trained.
 
 A resumed run continues bit for bit: batches depend only on (seed, step), and the checkpoint holds the exact
 model, optimizer and scheduler state. Bit-identity also needs the same thread count (reductions split by thread).
@@ -36,11 +38,14 @@ from enlarge.training.checkpoint import BEST, LAST, LOG, Checkpoint, fp32_state,
 from enlarge.training.config import TrainConfig, load_config, resolve_precision, resolve_threads
 from enlarge.imagefolders import read_rgb8
 from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, load_training_images
+from enlarge.training.warm_start import initial_weights
 
 CPU = torch.device("cpu")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MEGA = 1e6
 PROGRESS_INTERVAL_S = 1.0  # progress bar refresh: readable in a log file, cheap at any step rate
+SECONDS_PER_MINUTE = 60
+TIME_LIMIT = 0  # StopRequest.signum when the session's time limit, not a signal, stops the run
 
 
 @dataclass
@@ -71,12 +76,17 @@ def train_from_file(
     resume: bool = False,
     resume_from: Path | None = None,
     steps: int | None = None,
+    device: str = "cpu",
+    max_minutes: float | None = None,
 ) -> TrainResult:
     """Start, or with `resume` / `resume_from` continue, the run `name` (default: the config file's stem).
 
     `steps` overrides the config's total. A new run refuses to overwrite a run folder that has a checkpoint.
+    `device` is where the steps run (cpu, cuda); `max_minutes` stops the session cleanly, with a checkpoint.
     """
     config = load_config(config_path)
+    if max_minutes is not None and not max_minutes > 0:
+        raise ConfigError(f"the time limit must be a positive number of minutes, got {max_minutes}")
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
     if resume and resume_from is not None:
@@ -87,10 +97,33 @@ def train_from_file(
     if source is None and (run_dir / LAST).exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or a new --name")
     checkpoint = load_checkpoint(source) if source is not None else None
-    return train(config, name, run_dir, checkpoint)
+    return train(config, name, run_dir, checkpoint, device=resolve_training_device(device), max_minutes=max_minutes)
 
 
-def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint | None = None) -> TrainResult:
+def resolve_training_device(name: str) -> torch.device:
+    """The device to train on: `cpu`, or `cuda[:N]` where torch sees that GPU; ConfigError otherwise."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu or cuda") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("training device cuda: torch sees no CUDA GPU on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"training device {name}: there are only {torch.cuda.device_count()} CUDA GPUs")
+    elif device.type != "cpu":
+        raise ConfigError(f"training runs on cpu or cuda, not {device.type}")
+    return device
+
+
+def train(
+    config: TrainConfig,
+    name: str,
+    run_dir: Path,
+    checkpoint: Checkpoint | None = None,
+    device: torch.device = CPU,
+    max_minutes: float | None = None,
+) -> TrainResult:
     """Train `config` in `run_dir` from scratch or from `checkpoint` up to `config.steps` steps."""
     config_hash = config.identity_hash()
     if checkpoint is not None and checkpoint.config_hash != config_hash:
@@ -113,23 +146,31 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
     torch.manual_seed(config.seed)
     arch, model_config = config.model.resolved()
     module = build(arch, model_config)
+    if checkpoint is None and config.init_from is not None:
+        load_state_strict(module, initial_weights(config.init_from, module), f"init_from {config.init_from}")
+    module.to(device)
     optimizer, scheduler = make_optimizer(module, config)
+    ema = WeightAverage(module, config.ema) if config.ema else None
     if checkpoint is not None:
         load_state_strict(module, checkpoint.model, "checkpoint")
         optimizer.load_state_dict(checkpoint.optimizer)
         scheduler.load_state_dict(checkpoint.scheduler)
+        if ema is not None:
+            ema.load(checkpoint.ema if checkpoint.ema is not None else fp32_state(module))
+    evaluated = build(arch, model_config)  # a CPU copy for validation: the average, or the weights as they are
 
     sampling = Sampling.from_config(config)
+    mix = config.degrade.mix() if config.degrade is not None else None
     images, skipped = load_training_images(
         config.data.root, config.data.train_dirs, config.data.val_list, sampling.largest_crop
     )
     val_images = load_val_images(config)
-    descriptor = describe(name, arch, model_config, module, has_weights=True)
+    descriptor = describe(name, arch, model_config, evaluated, has_weights=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     _say(
         f"{name}: {arch} ({parameter_count(module) / MEGA:.3f} M parameters), {len(images)} training images"
         f"{f' ({skipped} too small, skipped)' if skipped else ''}, {len(val_images)} validation images, "
-        f"{precision}, {threads} threads, step {start} → {config.steps}, run folder {run_dir}"
+        f"{precision}, {threads} threads on {device}, step {start} → {config.steps}, run folder {run_dir}"
     )
 
     best_psnr = checkpoint.best_psnr if checkpoint is not None else None
@@ -142,10 +183,16 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
             step=step, model=fp32_state(module), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
             config=config.to_dict(), config_hash=config_hash, name=name, precision=precision, threads=threads,
             best_psnr=best_psnr, best_step=best_step, elapsed_s=elapsed_before + time.monotonic() - session_start,
+            ema=ema.state() if ema is not None else None,
         )
 
+    def validated_state() -> dict[str, torch.Tensor]:
+        return ema.state() if ema is not None else fp32_state(module)
+
+    deadline = session_start + max_minutes * SECONDS_PER_MINUTE if max_minutes is not None else math.inf
+
     log = RunLog(run_dir / LOG, keep_until=start)
-    prefetch = Prefetcher(images, sampling, config.batch_size, config.seed, start, config.steps)
+    prefetch = Prefetcher(images, sampling, config.batch_size, config.seed, start, config.steps, mix)
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=name, dynamic_ncols=True, file=sys.stderr,
                mininterval=PROGRESS_INTERVAL_S)
     window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
@@ -153,9 +200,14 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
     try:
         with stop_signals() as stop:
             while step < config.steps and stop.signum is None:
-                loss = train_step(module, optimizer, next(prefetch), precision)
+                loss = train_step(module, optimizer, next(prefetch).to(device), precision)
                 scheduler.step()
+                if ema is not None:
+                    ema.update(module)
                 step += 1
+                if time.monotonic() > deadline and stop.signum is None:
+                    stop.reason = f"the time limit of {max_minutes:g} minutes"
+                    stop.signum = TIME_LIMIT
                 window_loss += loss
                 window_steps += 1
                 bar.update()
@@ -166,36 +218,77 @@ def train(config: TrainConfig, name: str, run_dir: Path, checkpoint: Checkpoint 
                               steps_per_s=window_steps / (now - window_start))
                     window_loss, window_steps, window_start = 0.0, 0, now
                 if val_images and (step % config.val_every == 0 or step == config.steps):
-                    scores = validate(LoadedModel(module, descriptor), val_images)
+                    state = validated_state()
+                    evaluated.load_state_dict(state)
+                    scores = validate(LoadedModel(evaluated, descriptor), val_images)
                     mean = sum(scores.values()) / len(scores)
                     improved = best_psnr is None or mean > best_psnr
                     if improved:
                         best_psnr, best_step = mean, step
-                        save_state(run_dir / BEST, fp32_state(module))
+                        save_state(run_dir / BEST, state)
                     log.write(step=step, val_psnr=mean, val_psnr_by_scale={f"x{s}": v for s, v in scores.items()},
                               best=improved)
                     bar.write(f"step {step}: val Y-PSNR {mean:.3f} dB "
                               f"({', '.join(f'x{s} {v:.2f}' for s, v in scores.items())}), best {best_psnr:.3f}",
                               file=sys.stderr)
                 if stop.signum is not None:
-                    bar.write(f"{signal.Signals(stop.signum).name}: saving a checkpoint at step {step}", file=sys.stderr)
+                    bar.write(f"{stop.name}: saving a checkpoint at step {step}", file=sys.stderr)
                 if step % config.checkpoint_every == 0 or step == config.steps or stop.signum is not None:
                     save_checkpoint(run_dir / LAST, snapshot(step))
     finally:
         prefetch.close()
         bar.close()
         log.close()
-    stopped_by = signal.Signals(stop.signum).name if stop.signum is not None else None
+    stopped_by = stop.name if stop.signum is not None else None
     return TrainResult(name, run_dir, step, config.steps, stopped_by, best_psnr, best_step)
 
 
-def make_optimizer(
-    module: nn.Module, config: TrainConfig
-) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR]:
-    """Adam at `config.lr`, multiplied by `gamma` at each step milestone: the one optimizer convention of training."""
+def make_optimizer(module: nn.Module, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LRScheduler]:
+    """Adam at `config.lr` with the config's schedule: the one optimizer convention of training.
+
+    `multistep` multiplies the rate by `gamma` at each milestone; `cosine` follows half a cosine from `lr` to
+    `min_lr` over `decay_steps`, then stays at `min_lr`. Both ramp up linearly over `warmup_steps` first.
+    """
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
-    return optimizer, scheduler
+    if config.schedule == "multistep" and not config.warmup_steps:
+        return optimizer, torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.gamma)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step))
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """The learning rate after `step` steps, as a fraction of `config.lr`."""
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.schedule == "multistep":
+        return warm * config.gamma ** sum(step >= m for m in config.milestones)
+    floor = config.min_lr / config.lr
+    progress = min(1.0, step / config.decay_steps)
+    return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class WeightAverage:
+    """An exponential moving average of a module's parameters (buffers copied as they are), kept in fp32 on the
+    module's device: the weights that are validated and exported, smoother than the last step's."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self._average = {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        params = dict(module.named_parameters())
+        for key, value in module.state_dict().items():
+            if key in params:
+                self._average[key].lerp_(value.float(), 1 - self.decay)
+            else:
+                self._average[key].copy_(value)
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            self._average[key].copy_(value)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The average as detached fp32 CPU copies."""
+        return {k: v.detach().to(CPU, torch.float32).clone() for k, v in self._average.items()}
 
 
 def train_step(
@@ -209,7 +302,7 @@ def train_step(
     """One optimisation step on `batch`: L1 loss to the ground truth, plus `distill` × L1 to a frozen `teacher`'s
     output when one is given (compression fine-tuning); losses computed in fp32 whatever the autocast precision."""
     module.train()
-    with precision_context(precision, CPU):
+    with precision_context(precision, batch.lr.device):
         pred = module(batch.lr, batch.coord, batch.cell)
         if teacher is not None:
             with torch.no_grad():
@@ -283,9 +376,15 @@ class RunLog:
 
 @dataclass
 class StopRequest:
-    """Set by the signal handler: the signal number that asked the run to stop."""
+    """Set by the signal handler (the signal number that asked the run to stop) or by the time limit."""
 
     signum: int | None = None
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What stopped the run: the signal's name, or the reason given."""
+        return self.reason or signal.Signals(self.signum).name
 
 
 @contextmanager
