@@ -1,11 +1,16 @@
 """The training recipe's parts: schedules, the weight average, warm starts that grow a network without changing
-its output, degraded batches, the time limit and the device check."""
+its output, degraded batches, the time limit, the device check, and training where only the repo travels."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 from safetensors.torch import save_file
 
@@ -16,8 +21,10 @@ from enlarge.models import build
 from enlarge.training.checkpoint import LAST, load_checkpoint, save_state
 from enlarge.training.config import config_from_dict
 from enlarge.training.data import Sampling, load_training_images, make_batch
+from enlarge.training.pack import pack_training_data, unpack_training_data
 from enlarge.training.loop import WeightAverage, lr_factor, resolve_training_device, train
 from enlarge.training.warm_start import grow_state, initial_weights
+from conftest import REPO
 from test_training import setup  # noqa: F401  (the fixture: tiny config on synthetic images)
 
 SMALL = {"n_feats": 8, "n_resblocks": 2, "hidden": 8, "head": [8]}
@@ -137,3 +144,32 @@ def test_cuda_is_refused_clearly_without_a_gpu():
     with pytest.raises(ConfigError, match="cpu or cuda"):
         resolve_training_device("mps")
     assert resolve_training_device("cpu") == torch.device("cpu")
+
+
+def test_pack_keeps_paths_puts_validation_first_and_meets_its_budget(setup, tmp_path):  # noqa: F811
+    config = config_from_dict(setup)
+    whole = pack_training_data(config, tmp_path / "all.tar", budget_mb=10)
+    assert whole.images == 6 and whole.left_out == 0 and whole.reencoded == 0
+    unpack_training_data(tmp_path / "all.tar", tmp_path / "unpacked")
+    for path in (config.data.root / "A").iterdir():
+        assert (tmp_path / "unpacked" / "A" / path.name).read_bytes() == path.read_bytes()
+    tight = pack_training_data(config, tmp_path / "tight.tar", budget_mb=whole.bytes / 1e6 * 0.75)
+    assert tight.bytes <= whole.bytes * 0.75 and tight.left_out > 0 and tight.reencoded > 0
+    with tarfile.open(tmp_path / "tight.tar") as tar:
+        assert "A/0.png" in tar.getnames()  # the validation image always travels
+    with pytest.raises(ConfigError, match="validation images alone"):
+        pack_training_data(config, tmp_path / "none.tar", budget_mb=0.001)
+
+
+def test_gpu_script_trains_time_boxed_and_leaves_a_cpu_loadable_checkpoint(setup, tmp_path):  # noqa: F811
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**setup, "steps": 100000}))
+    pack_training_data(config_from_dict(setup), tmp_path / "pack.tar")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "train_on_gpu.sh"), str(config), "new",
+                           str(tmp_path / "pack.tar"), str(out), "0.05", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
+    checkpoint = load_checkpoint(out / "tiny" / LAST)
+    assert 0 < checkpoint.step < 100000 and (out / "train.log").read_text().count("time limit") >= 1

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "upscale",
     "models",
     "train",
+    "pack",
     "export",
     "eval",
     "compress",

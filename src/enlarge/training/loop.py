@@ -76,12 +76,13 @@ def train_from_file(
     resume: bool = False,
     resume_from: Path | None = None,
     steps: int | None = None,
+    data_root: Path | None = None,
     device: str = "cpu",
     max_minutes: float | None = None,
 ) -> TrainResult:
     """Start, or with `resume` / `resume_from` continue, the run `name` (default: the config file's stem).
 
-    `steps` overrides the config's total. A new run refuses to overwrite a run folder that has a checkpoint.
+    `steps` overrides the config's total and `data_root` where its images are. A new run refuses to overwrite a run folder that has a checkpoint.
     `device` is where the steps run (cpu, cuda); `max_minutes` stops the session cleanly, with a checkpoint.
     """
     config = load_config(config_path)
@@ -89,6 +90,8 @@ def train_from_file(
         raise ConfigError(f"the time limit must be a positive number of minutes, got {max_minutes}")
     if steps is not None:
         config = dataclasses.replace(config, steps=steps)
+    if data_root is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_root=str(data_root)))
     if resume and resume_from is not None:
         raise ConfigError("give either --resume or --resume-from, not both")
     name = name or Path(config_path).stem
