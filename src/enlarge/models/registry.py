@@ -84,6 +84,9 @@ SPECS: dict[str, ModelSpec] = {
                   "LIIF with the RDN encoder (paper architecture)"),
         ModelSpec("lite", "lite", {"n_feats": 32, "n_resblocks": 8, "hidden": 64, "head": [32]},
                   "light any-scale model for CPUs: slim encoder, split-layer decoder, bicubic skip", bundled="lite"),
+        ModelSpec("lite-real", "lite", {"n_feats": 32, "n_resblocks": 8, "hidden": 64, "head": [32]},
+                  "lite fine-tuned on real-photo degradations (JPEG, noise, non-antialiased downscaling)",
+                  bundled="lite-real"),
         ModelSpec("detail", "lite", {"n_feats": 64, "n_resblocks": 16, "hidden": 64, "head": [64]},
                   "detailed any-scale model: lite's decoder on an EDSR-baseline-sized encoder", bundled="detail"),
     )

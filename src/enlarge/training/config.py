@@ -31,7 +31,7 @@ RUNS_DIR = Path("runs")
 # Fields that change how a run is driven or watched but not which weights it produces; everything else is part
 # of the config hash that `--resume` checks (data.data_root aside). Threads: a warning on change, not a refusal.
 RUNTIME_FIELDS = frozenset(
-    {"steps", "threads", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop", "val_scales"}
+    {"steps", "threads", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop", "val_scales", "val_jpeg"}
 )
 SCHEDULES = ("multistep", "cosine")
 # Fields added after runs existed: hashed only when set away from their default, so older runs still resume.
@@ -145,6 +145,7 @@ class TrainConfig:
     log_every: int = 50
     val_crop: int = 192  # HR centre crop of each validation image; divisible by every val scale
     val_scales: list[int] = field(default_factory=lambda: [2, 3, 4])
+    val_jpeg: int | None = None  # also validate on the LR re-encoded at this JPEG quality (robust models)
     run_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -178,6 +179,8 @@ class TrainConfig:
             raise ConfigError(f"threads must be 0 (all cores) or positive, got {self.threads}")
         if not self.val_scales or any(s < 2 for s in self.val_scales):
             raise ConfigError(f"val_scales must be integer scales >= 2, got {self.val_scales}")
+        if self.val_jpeg is not None and not 1 <= self.val_jpeg <= 100:
+            raise ConfigError(f"val_jpeg must be a JPEG quality in 1..100, got {self.val_jpeg}")
         if self.val_crop % math.lcm(*self.val_scales):
             raise ConfigError(f"val_crop ({self.val_crop}) must be divisible by every val scale {self.val_scales}")
 

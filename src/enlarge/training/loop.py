@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from enlarge.degradations import jpeg_roundtrip
 from enlarge.engine.render import precision_context, render
 from enlarge.errors import ConfigError
 from enlarge.fileutil import atomic_write_text
@@ -168,6 +169,9 @@ def train(
         config.data.root, config.data.train_dirs, config.data.val_list, sampling.largest_crop
     )
     val_images = load_val_images(config)
+    val_sets = {"": val_images}
+    if config.val_jpeg is not None and val_images:
+        val_sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(val_images, config.val_jpeg)
     descriptor = describe(name, arch, model_config, evaluated, has_weights=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     _say(
@@ -223,16 +227,16 @@ def train(
                 if val_images and (step % config.val_every == 0 or step == config.steps):
                     state = validated_state()
                     evaluated.load_state_dict(state)
-                    scores = validate(LoadedModel(evaluated, descriptor), val_images)
+                    scores = validation_scores(LoadedModel(evaluated, descriptor), val_sets)
                     mean = sum(scores.values()) / len(scores)
                     improved = best_psnr is None or mean > best_psnr
                     if improved:
                         best_psnr, best_step = mean, step
                         save_state(run_dir / BEST, state)
-                    log.write(step=step, val_psnr=mean, val_psnr_by_scale={f"x{s}": v for s, v in scores.items()},
+                    log.write(step=step, val_psnr=mean, val_psnr_by_scale=scores,
                               best=improved)
                     bar.write(f"step {step}: val Y-PSNR {mean:.3f} dB "
-                              f"({', '.join(f'x{s} {v:.2f}' for s, v in scores.items())}), best {best_psnr:.3f}",
+                              f"({', '.join(f'{k} {v:.2f}' for k, v in scores.items())}), best {best_psnr:.3f}",
                               file=sys.stderr)
                 if stop.signum is not None:
                     bar.write(f"{stop.name}: saving a checkpoint at step {step}", file=sys.stderr)
@@ -337,6 +341,22 @@ def load_val_images(config: TrainConfig) -> list[ValImage]:
               for s in config.val_scales}
         result.append(ValImage(item, hr.unsqueeze(0), lr))
     return result
+
+
+def jpeg_val_images(images: list[ValImage], quality: int) -> list[ValImage]:
+    """The same validation images with every LR passed through a JPEG round trip at `quality` (4:2:0)."""
+    return [ValImage(f"{image.name}@jpeg{quality}", image.hr,
+                     {s: jpeg_roundtrip(lr[0], quality).unsqueeze(0) for s, lr in image.lr.items()})
+            for image in images]
+
+
+def validation_scores(model: LoadedModel, sets: dict[str, list[ValImage]]) -> dict[str, float]:
+    """Mean Y-PSNR per validation set and scale, keyed "x2" for the clean set and "x2 jpeg75" for others."""
+    scores = {}
+    for label, images in sets.items():
+        for scale, value in validate(model, images).items():
+            scores[f"x{scale}{' ' + label if label else ''}"] = value
+    return scores
 
 
 def validate(model: LoadedModel, images: list[ValImage]) -> dict[int, float]:
