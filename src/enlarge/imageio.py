@@ -26,6 +26,7 @@ import tifffile
 from PIL import ExifTags, Image, ImageCms, ImageColor, ImageFile, UnidentifiedImageError
 
 from enlarge.errors import ImageTooLargeError, InputError, OutputError
+from enlarge.formats import FORMAT_ALIASES, FORMAT_BY_EXTENSION, OUTPUT_EXTENSIONS
 
 __all__ = [
     "DEFAULT_MAX_INPUT_PIXELS",
@@ -46,16 +47,9 @@ DEFAULT_MAX_INPUT_PIXELS = 100_000_000
 DEFAULT_QUALITY = 95
 """JPEG/WEBP quality used when none is given: high, since enlarged detail is what the user is after."""
 
-_FORMAT_BY_EXTENSION = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
-SUPPORTED_OUTPUT_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
-_FORMAT_ALIASES = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "WEBP": "WEBP", "TIF": "TIFF", "TIFF": "TIFF"}
+_FORMAT_BY_EXTENSION = FORMAT_BY_EXTENSION
+SUPPORTED_OUTPUT_EXTENSIONS = OUTPUT_EXTENSIONS
+_FORMAT_ALIASES = FORMAT_ALIASES
 _HOLDS_16_BIT = frozenset({"PNG", "TIFF"})
 _HOLDS_ALPHA = frozenset({"PNG", "WEBP", "TIFF"})
 _HOLDS_GRAY = frozenset({"PNG", "JPEG", "TIFF"})
