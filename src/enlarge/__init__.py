@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Upscaler": "enlarge.upscaler",
     "Result": "enlarge.upscaler",
-    "upscale": "enlarge.upscaler",
+    "upscale": "enlarge.pil_interface",
     "DEFAULT_MODEL": "enlarge.models.specs",
     "SizeRequest": "enlarge.sizing",
     "SizePlan": "enlarge.sizing",
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from enlarge.imageio import DecodedImage, read_image, write_image
     from enlarge.models.specs import DEFAULT_MODEL
     from enlarge.sizing import SizePlan, SizeRequest
-    from enlarge.upscaler import Result, Upscaler, upscale
+    from enlarge.pil_interface import upscale
+    from enlarge.upscaler import Result, Upscaler
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

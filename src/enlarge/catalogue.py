@@ -59,6 +59,18 @@ def list_models() -> list[ModelInfo]:
     return infos
 
 
+def is_registered(name: str) -> bool:
+    """Whether `name` is a registered model name (not a weights path)."""
+    return name in SPECS
+
+
+def routable_models(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Those of `names` whose architecture has a cheap little path, so they can enlarge adaptively."""
+    from enlarge.models.architectures import LITTLE_PATHS
+
+    return tuple(name for name in names if SPECS[name].arch in LITTLE_PATHS)
+
+
 def stored_parameter_counts() -> dict[str, dict[str, Any]]:
     """The shipped table: spec name → {"arch", "config", "parameters"} (empty if the file is absent)."""
     path = Path(str(resources.files(PARAMETER_COUNTS_PACKAGE).joinpath(PARAMETER_COUNTS_FILE)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from enlarge.upscaler import DEFAULT_MODEL, ModelInfo, list_models
+from enlarge.catalogue import ModelInfo, list_models
+from enlarge.models.specs import DEFAULT_MODEL
 
 COLUMNS = ("NAME", "PARAMS", "WEIGHTS", "LICENCE", "DESCRIPTION")
 COLUMN_GAP = "  "

@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_model": "enlarge.models.registry",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = ["SPECS", "Descriptor", "LoadedModel", "build", "create", "load_model", "parameter_count"]
 
 if TYPE_CHECKING:
     from enlarge.models.architectures import build
