@@ -29,7 +29,7 @@ BENCHMARK_FOLDERS = frozenset({"benchmark", "Set5", "Set14", "B100", "BSD100", "
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calibrate` command."""
     parser = subparsers.add_parser(
-        "calibrate", help="decide a model's default precision (bf16 or fp32) from its measured PSNR loss",
+        "calibrate",
         description="Render the validation images in fp32 and in bf16; bf16 becomes the model's default only if "
         f"its mean Y-PSNR loss is at most --max-loss dB (default {DEFAULT_MAX_LOSS_DB}) at every scale. The "
         "result is written into the model card.",

@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `upscale` command to the `enlarge` parser."""
     parser = sub.add_parser(
         "upscale",
-        help="enlarge images by a scale or to a size",
         description="Enlarge images by any factor. Without -o, NAME_x2.EXT (or NAME_WxH.EXT) is written beside "
         "each input; with several inputs, folders or patterns, -o names a folder.",
     )
