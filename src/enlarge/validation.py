@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from enlarge.errors import ConfigError, EnlargeError
 
@@ -19,22 +19,25 @@ from enlarge.errors import ConfigError, EnlargeError
 # is not the number 2, a 1 is not true), and a validated object does not change.
 STRICT_SETTINGS = ConfigDict(extra="forbid", strict=True, frozen=True)
 VALUE_ERROR_PREFIX = "Value error, "  # what pydantic puts before the message of a ValueError from a validator
+UNKNOWN_FIELD_ERRORS = ("extra_forbidden", "unexpected_keyword_argument")  # models, dataclasses
+PYDANTIC_FIELDS = "__pydantic_fields__"
 MAX_SHOWN_INPUT = 60  # characters of a bad value repeated in a message
 
-Model = TypeVar("Model", bound=BaseModel)
+Model = TypeVar("Model")
 
 
 def validate(
     model: type[Model], data: Mapping[str, Any], source: str, error: type[EnlargeError] = ConfigError
 ) -> Model:
-    """`model` built from `data`; `error` (ConfigError by default) with one line `SOURCE: field: problem`."""
+    """`model` (a pydantic model or dataclass) built from `data`; `error` (ConfigError by default) with one line
+    `SOURCE: field: problem`."""
     try:
-        return model.model_validate(data)
+        return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
         raise error(f"{source}: {error_line(exc.errors(), model)}") from None
 
 
-def error_line(errors: Sequence[Mapping[str, Any]], model: type[BaseModel] | None = None) -> str:
+def error_line(errors: Sequence[Mapping[str, Any]], model: type | None = None) -> str:
     """The first of pydantic's errors as `field.path: what is wrong` (and how many more there are).
 
     With `model`, an unknown field's message lists the fields that are known at that place.
@@ -47,7 +50,7 @@ def error_line(errors: Sequence[Mapping[str, Any]], model: type[BaseModel] | Non
     kind = first.get("type", "")
     if kind == "missing":
         separator, problem = " ", "is missing"
-    elif kind == "extra_forbidden":
+    elif kind in UNKNOWN_FIELD_ERRORS:
         known = _known_fields(model, loc[:-1]) if model is not None else []
         separator, problem = " ", "is not a known field" + (f"; known: {', '.join(known)}" if known else "")
     else:
@@ -61,15 +64,19 @@ def error_line(errors: Sequence[Mapping[str, Any]], model: type[BaseModel] | Non
     return (f"{field}{separator}{problem}" if field else problem) + more
 
 
-def _known_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
-    """The field names of the (nested) model found at `path` below `model`; empty if there is none there."""
+def _known_fields(model: type, path: tuple[Any, ...]) -> list[str]:
+    """The field names of the (nested) pydantic model or dataclass at `path` below `model`; empty if none."""
+    fields = _fields_of(model)
     for part in path:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
-        model = annotation
-    return list(model.model_fields)
+        field = fields.get(str(part))
+        fields = _fields_of(field.annotation) if field is not None else {}
+    return list(fields)
+
+
+def _fields_of(model: Any) -> dict[str, Any]:
+    """A pydantic model's or pydantic dataclass's fields by name (both keep them in `__pydantic_fields__`)."""
+    fields = getattr(model, PYDANTIC_FIELDS, None) if isinstance(model, type) else None
+    return fields if isinstance(fields, dict) else {}
 
 
 def _shown(value: Any) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from enlarge.catalogue import is_registered
 from enlarge.errors import ConfigError, EnlargeError
@@ -216,8 +216,15 @@ class RunSpec(_Section):
         return self
 
 
+def _no_required_sections(schema: dict[str, Any]) -> None:
+    """A job file may leave out any section: flags can give its fields instead."""
+    schema.pop("required", None)
+
+
 class JobSpec(_Section):
-    """A validated batch job: the four sections, each optional in the file but `input.*` and `output.folder`."""
+    """A validated batch job: the four sections, each of which a file may leave to flags (or to defaults)."""
+
+    model_config = ConfigDict(**STRICT_SETTINGS, json_schema_extra=_no_required_sections)
 
     input: InputSpec
     model: ModelSpec
@@ -259,6 +266,11 @@ class JobSpec(_Section):
     def output_name(self, source: Path) -> str:
         """The output file name of input `source`, from the naming pattern."""
         return self.output.naming.format(**_naming_values(self, source))
+
+
+def job_schema() -> dict[str, Any]:
+    """The JSON schema of a job file (YAML or JSON)."""
+    return JobSpec.model_json_schema()
 
 
 def load_job(path: Path | None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> JobSpec:
