@@ -75,6 +75,7 @@ def test_specs_and_catalogue_import_no_torch() -> None:
     assert modules_loaded("import enlarge.catalogue, enlarge.models.specs\nenlarge.catalogue.list_models()") == set()
 
 
+@pytest.mark.slow
 def test_official_loader_does_not_import_the_registry() -> None:
     """The import cycle between official.py and registry.py is gone: official.py loads on its own."""
     code = "import sys\nimport enlarge.models.official\nassert 'enlarge.models.registry' not in sys.modules"

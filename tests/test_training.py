@@ -106,6 +106,7 @@ def test_sampling_is_a_function_of_seed_step_and_index(setup: dict) -> None:
     assert round(config.patch * config.scale_min) <= round(crop) <= round(config.patch * config.scale_max)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Path) -> None:
     config = _write_config(tmp_path / "tiny.yaml", setup)
     _finish(_spawn(config, tmp_path, "--name", "full"))
@@ -132,6 +133,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Pat
     assert logged == list(range(setup["log_every"], setup["steps"] + 1, setup["log_every"]))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_with_a_checkpoint(setup: dict, tmp_path: Path) -> None:
     setup.update(steps=10**6, checkpoint_every=10**6, val_every=10**6)
     config = _write_config(tmp_path / "tiny.yaml", setup)
