@@ -43,9 +43,10 @@ browser-deps:
 		echo "browser-deps: not root and no password-less sudo; run: sudo apt-get install chromium chromium-driver" >&2; \
 	fi
 
-# Ship the current best lite weights: export, then the calibrations that live in its model card.
+# Ship the current best lite weights: export, then the calibrations and the quality pin in its model card.
 .PHONY: weights
 weights: $(STAMP)
 	$(VENV)/bin/enlarge export runs/lite --name lite --which best
 	$(VENV)/bin/enlarge calibrate --model lite
 	$(VENV)/bin/enlarge calibrate-adaptive --model lite
+	$(PY) scripts/record_card_evaluation.py --model lite

@@ -39,8 +39,8 @@ from enlarge.autoselect import Profile, Selector, measure
 from enlarge.engine import render
 from enlarge.engine.adaptive import (
     BlockErrors,
-    Calibration,
     Routing,
+    RoutingCalibration,
     block_scores,
     errors_of_renders,
     little_model,
@@ -134,7 +134,7 @@ def score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
     return psnr(to_uint8(sr[0]).double() / LEVELS, hr.double() / LEVELS, scale, "y")
 
 
-def sweep(calibration: Calibration | None, scale: int) -> list[tuple[str, Routing]]:
+def sweep(calibration: RoutingCalibration | None, scale: int) -> list[tuple[str, Routing]]:
     """The adaptive operating points at `scale`: the calibration's thresholds, or route fractions without one."""
     if calibration is None:
         return [(f"fraction {f:g}", Routing(route_fraction=f)) for f in FRACTIONS]
@@ -151,7 +151,7 @@ def run_set(
     """Every operating point, every budget and the oracle bound over one set at one scale."""
     settings = Settings(scales=(scale,), limit=limit)
     dataset = find_dataset(folder, limit)
-    calibration = Calibration.of(big.descriptor)
+    calibration = RoutingCalibration.of(big.descriptor)
     routes = sweep(calibration, scale)
     points = [Point("little (bicubic)"), *(Point(label, r.threshold) for label, r in routes), Point("big")]
     autos = [AutoRow(b) for b in budgets]
@@ -293,7 +293,7 @@ def main() -> int:
             )
     text = tables(results)
     machine = f"{cpu_summary()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    calibrated = Calibration.of(big.descriptor) is not None
+    calibrated = RoutingCalibration.of(big.descriptor) is not None
     print(text)
     if args.write:
         command = shlex.join(["python", "benchmarks/adaptive.py", *sys.argv[1:]])

@@ -22,8 +22,8 @@ from enlarge.engine.adaptive import (
     FEATHER_RADIUS,
     FULL_RENDER_SHARE,
     BlockErrors,
-    Calibration,
     Routing,
+    RoutingCalibration,
     block_errors,
     block_scores,
     feathered_mask,
@@ -216,11 +216,11 @@ def test_calibration_lookup_threshold_and_card_round_trip() -> None:
         assert table.threshold > 0 and 0 < s["routed"] < 1
         assert s["psnr_adaptive"] - s["psnr_little"] >= 0.95 * (s["psnr_big"] - s["psnr_little"])
     stored = json.loads(json.dumps(calibration.to_dict()))
-    assert Calibration.from_dict(stored, "test") == calibration
+    assert RoutingCalibration.from_dict(stored, "test") == calibration
     with pytest.raises(ModelError, match="another version or score"):
-        Calibration.from_dict({**stored, "score": "other"}, "test")
+        RoutingCalibration.from_dict({**stored, "score": "other"}, "test")
     with pytest.raises(ModelError, match="malformed"):
-        Calibration.from_dict({**stored, "edges": None}, "test")
+        RoutingCalibration.from_dict({**stored, "edges": None}, "test")
 
 
 def test_a_big_model_that_never_helps_routes_nothing_by_default() -> None:
@@ -233,7 +233,7 @@ def test_a_big_model_that_never_helps_routes_nothing_by_default() -> None:
     calibration = fit_calibration([errors], "bicubic", {})
     assert calibration.scales[2.0].summary["psnr_big"] < calibration.scales[2.0].summary["psnr_little"]
     model.descriptor.card = ModelCard("offset", "custom", {}, extra={CALIBRATION_KEY: calibration.to_dict()})
-    assert Calibration.of(model.descriptor) == calibration
+    assert RoutingCalibration.of(model.descriptor) == calibration
     out = render_adaptive(model, lr, (48, 64))
     assert out.routed == 0.0 and torch.equal(out.image, render(little_model(model), lr, (48, 64)))
 
@@ -269,6 +269,6 @@ def test_calibrate_command_writes_the_card(tmp_path: Path, capsys: pytest.Captur
     assert main(["calibrate-adaptive", "--model", str(weights), "--config", str(config), "--images", "2",
                  "--scales", "2,4"]) == 0
     assert "wrote the adaptive calibration of tiny" in capsys.readouterr().out
-    calibration = Calibration.of(load_model(weights).descriptor)
+    calibration = RoutingCalibration.of(load_model(weights).descriptor)
     assert calibration is not None and set(calibration.scales) == {2.0, 4.0}
     assert calibration.data["images"] == 2

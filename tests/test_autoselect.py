@@ -20,7 +20,7 @@ from enlarge.autoselect import (
     profile_path,
 )
 from enlarge.cli.main import main
-from enlarge.engine.adaptive import CALIBRATION_KEY, Calibration, ScaleTable
+from enlarge.engine.adaptive import CALIBRATION_KEY, RoutingCalibration, ScaleTable
 from enlarge.errors import ConfigError, EnlargeError, ModelError
 from enlarge.models.card import ModelCard
 from enlarge.models.registry import LoadedModel, build, create, describe
@@ -40,7 +40,7 @@ def calibrated_lite(calibrated: bool = True) -> LoadedModel:
     torch.manual_seed(0)
     module = build("lite", TINY_LITE).eval()
     table = ScaleTable(LITTLE_MSE, BIG_MSE, threshold=1.0)
-    calibration = Calibration(EDGES, {2.0: table, 4.0: table}, "bicubic")
+    calibration = RoutingCalibration(EDGES, {2.0: table, 4.0: table}, "bicubic")
     extra = {CALIBRATION_KEY: calibration.to_dict()} if calibrated else {}
     card = ModelCard("lite-test", "lite", TINY_LITE, extra=extra)
     return LoadedModel(module, describe("lite-test", "lite", TINY_LITE, module, has_weights=True, card=card))

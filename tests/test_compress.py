@@ -170,6 +170,7 @@ def _compress(run: dict, *extra: str) -> int:
                  "--time-repeats", "1", "--out", str(run["out"]), *extra])
 
 
+@pytest.mark.slow
 def test_compress_end_to_end(tiny_run: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["compress", "--report", "--model", str(tiny_run["weights"]), "--data", str(tiny_run["data"]),
                  "--scales", "2", "--limit", "1"]) == 0

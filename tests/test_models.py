@@ -33,6 +33,7 @@ def tiny(arch: str, **config) -> LoadedModel:
     return LoadedModel(module, describe(f"tiny-{arch}", arch, config, module, has_weights=False))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", GOLDEN_SIZES)
 def test_official_golden_outputs(size):
     """Our LIIF on the official checkpoint reproduces the official code's float outputs."""

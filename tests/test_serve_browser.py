@@ -4,7 +4,8 @@ keyboard order, the labels, and the layout at phone width.
 
 Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package. Without them
 the test is skipped with a loud reason, except under CI=true, where it fails: CI must run it. Screenshots go to
-test-artifacts/ (git-ignored).
+pytest's temporary folder, or to the folder named by ENLARGE_TEST_ARTIFACTS (CI keeps them); never into the
+repository.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACTS_ENV = "ENLARGE_TEST_ARTIFACTS"
 PHOTO = REPO / "examples" / "coffee.png"
 CROP = (290, 220, 410, 300)  # 120x80 of the spoon: small enough to see its pixels beside the enlargement
 SCALE = 4
 OUTPUT_SIZE = (480, 320)
+
+pytestmark = pytest.mark.slow  # a server and a browser start
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 DRIVER_NAME = "chromedriver"
 CHROMIUM_FLAGS = (
@@ -172,14 +175,24 @@ def _split(driver: WebDriver) -> str:
     )
 
 
-def _screenshot(driver: WebDriver, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $ENLARGE_TEST_ARTIFACTS if set, else a temporary folder."""
+    named = os.environ.get(ARTIFACTS_ENV)
+    folder = Path(named) if named else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _screenshot(driver: WebDriver, folder: Path, name: str) -> Path:
+    path = folder / name
     assert driver.save_screenshot(str(path)), f"could not save {path}"
     return path
 
 
-def test_upload_enlarge_compare_download(server: str, browser: WebDriver, photo: Path, downloads: Path) -> None:
+def test_upload_enlarge_compare_download(
+    server: str, browser: WebDriver, photo: Path, downloads: Path, artifacts: Path
+) -> None:
     browser.set_window_size(*DESKTOP)
     browser.get(server)
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option[value='bicubic']"), "the models")
@@ -220,7 +233,7 @@ def test_upload_enlarge_compare_download(server: str, browser: WebDriver, photo:
     assert abs(_slider_value(browser) - POINTER_AT * 100) <= POINTER_TOLERANCE
 
     slider.send_keys(*([Keys.ARROW_RIGHT] * (SLIDER_START - _slider_value(browser))))
-    _screenshot(browser, "serve.png")
+    _screenshot(browser, artifacts, "serve.png")
 
     download = browser.find_element(By.ID, "download")
     name = download.get_attribute("download")
@@ -268,7 +281,7 @@ def test_keyboard_order_and_labels(server: str, browser: WebDriver, photo: Path)
     assert positions == sorted(positions), f"focus order was {focused}"
 
 
-def test_phone_width_has_no_sideways_scroll(server: str, browser: WebDriver, photo: Path) -> None:
+def test_phone_width_has_no_sideways_scroll(server: str, browser: WebDriver, photo: Path, artifacts: Path) -> None:
     browser.set_window_size(*PHONE)
     try:
         browser.get(server)
@@ -279,6 +292,6 @@ def test_phone_width_has_no_sideways_scroll(server: str, browser: WebDriver, pho
         overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the page is {overflow} px wider than a phone screen"
         browser.execute_script("document.getElementById('output-panel').scrollIntoView()")
-        _screenshot(browser, "serve-phone.png")
+        _screenshot(browser, artifacts, "serve-phone.png")
     finally:
         browser.set_window_size(*DESKTOP)

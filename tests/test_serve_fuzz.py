@@ -163,6 +163,7 @@ def client() -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.mark.slow
 @given(file=FILES, fields=forms())
 @settings(FUZZ_SETTINGS, max_examples=FORM_EXAMPLES)
 def test_forms_that_reach_a_worker_never_fail(client: TestClient, file: bytes, fields: dict[str, str]) -> None:

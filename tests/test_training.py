@@ -111,6 +111,7 @@ RECIPE = {"schedule": "cosine", "decay_steps": 150, "warmup_steps": 20, "min_lr"
           "degrade": {"jpeg": 0.8, "noise": 0.5, "blur": 0.3}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", [{}, RECIPE], ids=["step-decay", "cosine-ema-degrade"])
 def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Path, recipe: dict) -> None:
     setup = {**setup, **recipe}
@@ -142,6 +143,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(setup: dict, tmp_path: Pat
     assert logged == list(range(setup["log_every"], setup["steps"] + 1, setup["log_every"]))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_with_a_checkpoint(setup: dict, tmp_path: Path) -> None:
     setup.update(steps=10**6, checkpoint_every=10**6, val_every=10**6)
     config = _write_config(tmp_path / "tiny.yaml", setup)

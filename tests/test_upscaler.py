@@ -14,14 +14,10 @@ from enlarge.errors import EnlargeError, OutputError
 from enlarge.imageio import DecodedImage, read_image, write_image
 from enlarge.models.registry import LoadedModel, build, describe
 from enlarge.sizing import SizeRequest
-from enlarge.upscaler import (
-    DEFAULT_MODEL,
-    Upscaler,
-    expand_inputs,
-    list_models,
-    plan_outputs,
-    resolve_device,
-)
+from enlarge.catalogue import list_models
+from enlarge.devices import resolve_device
+from enlarge.paths import expand_inputs, plan_outputs
+from enlarge.upscaler import DEFAULT_MODEL, Upscaler
 
 TINY_CONFIGS = {
     "liif": {"encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8}, "hidden": [16]},
@@ -127,6 +123,9 @@ class Untouchable(torch.nn.Module):
     receptive_field = 1
 
     def encode(self, lr: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("the model ran for a downscale")
+
+    def query(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         raise AssertionError("the model ran for a downscale")
 
 

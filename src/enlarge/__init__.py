@@ -10,8 +10,9 @@ The public names are imported on first use, so `import enlarge` stays light (no 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from enlarge.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -19,8 +20,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Upscaler": "enlarge.upscaler",
     "Result": "enlarge.upscaler",
-    "upscale": "enlarge.upscaler",
-    "DEFAULT_MODEL": "enlarge.upscaler",
+    "upscale": "enlarge.pil_interface",
+    "DEFAULT_MODEL": "enlarge.models.specs",
     "SizeRequest": "enlarge.sizing",
     "SizePlan": "enlarge.sizing",
     "DecodedImage": "enlarge.imageio",
@@ -34,18 +35,10 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from enlarge.errors import EnlargeError
     from enlarge.imageio import DecodedImage, read_image, write_image
+    from enlarge.models.specs import DEFAULT_MODEL
     from enlarge.sizing import SizePlan, SizeRequest
-    from enlarge.upscaler import DEFAULT_MODEL, Result, Upscaler, upscale
+    from enlarge.pil_interface import upscale
+    from enlarge.upscaler import Result, Upscaler
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for (PEP 562)."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'enlarge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

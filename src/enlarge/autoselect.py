@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from enlarge.engine.adaptive import Calibration, block_scores, effective_scale
+from enlarge.engine.adaptive import RoutingCalibration, block_scores, effective_scale
 from enlarge.engine.render import render
 from enlarge.errors import ConfigError, ModelError, OutputError
 from enlarge.fileutil import atomic_write_text
@@ -228,7 +228,7 @@ class Selector:
         self.min_gain_db = min_gain_db
         self._timings = {c.descriptor.name: profile.timing(c) for c in self.candidates}
         self._profiled_threads = profile.machine.get("threads")
-        self._calibrations = {c.descriptor.name: Calibration.of(c.descriptor) for c in self.candidates}
+        self._calibrations = {c.descriptor.name: RoutingCalibration.of(c.descriptor) for c in self.candidates}
         self._baselines = {c.descriptor.little for c in self.candidates if c.descriptor.little is not None}
 
     @classmethod

@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image
 
 from enlarge.errors import InputError
+from enlarge.formats import FOLDER_EXTENSIONS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+IMAGE_SUFFIXES = FOLDER_EXTENSIONS
 EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})  # Pillow modes that convert to RGB exactly
 
 

@@ -9,13 +9,11 @@ pypng and 16-bit TIFFs through tifffile. Every failure a user can cause is raise
 from __future__ import annotations
 
 import io
-import os
 import re
-import secrets
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +24,8 @@ import tifffile
 from PIL import ExifTags, Image, ImageCms, ImageColor, ImageFile, UnidentifiedImageError
 
 from enlarge.errors import ImageTooLargeError, InputError, OutputError
+from enlarge.fileutil import TempFileError, atomic_file
+from enlarge.formats import FORMAT_ALIASES, FORMAT_BY_EXTENSION, OUTPUT_EXTENSIONS
 
 __all__ = [
     "DEFAULT_MAX_INPUT_PIXELS",
@@ -46,16 +46,9 @@ DEFAULT_MAX_INPUT_PIXELS = 100_000_000
 DEFAULT_QUALITY = 95
 """JPEG/WEBP quality used when none is given: high, since enlarged detail is what the user is after."""
 
-_FORMAT_BY_EXTENSION = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".webp": "WEBP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
-SUPPORTED_OUTPUT_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
-_FORMAT_ALIASES = {"PNG": "PNG", "JPG": "JPEG", "JPEG": "JPEG", "WEBP": "WEBP", "TIF": "TIFF", "TIFF": "TIFF"}
+_FORMAT_BY_EXTENSION = FORMAT_BY_EXTENSION
+SUPPORTED_OUTPUT_EXTENSIONS = OUTPUT_EXTENSIONS
+_FORMAT_ALIASES = FORMAT_ALIASES
 _HOLDS_16_BIT = frozenset({"PNG", "TIFF"})
 _HOLDS_ALPHA = frozenset({"PNG", "WEBP", "TIFF"})
 _HOLDS_GRAY = frozenset({"PNG", "JPEG", "TIFF"})
@@ -156,7 +149,6 @@ _PILLOW_16_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _MAX_DETAIL_CHARS = 200
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # `<_io.BytesIO object at 0x…>`: no use to a reader
 _UNREADABLE_HEADER = "its header cannot be read"  # what Pillow's "cannot identify image file" means here
-_TEMP_TOKEN_BYTES = 8
 
 _PILLOW_SETTINGS_LOCK = threading.Lock()
 
@@ -647,18 +639,17 @@ def write_image(
         raise OutputError(f"{path} is a folder; give a file name ending in {', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}")
     if path.exists() and not overwrite:
         raise _exists_error(path)
-    temp_path, stream = _create_temp_file(folder, path.name)
     try:
-        with stream:
+        with atomic_file(path, overwrite=overwrite) as stream:
             _encode(stream, image, fmt, quality, background)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _publish(temp_path, path, overwrite)
+    except FileExistsError:
+        raise _exists_error(path) from None
+    except TempFileError as exc:
+        if exc.permission_denied:
+            raise OutputError(f"cannot write to folder {folder}: permission denied; choose a writable folder") from exc
+        raise OutputError(f"cannot create a file in {folder}: {exc.strerror or exc}; choose another folder") from exc
     except OSError as exc:
         raise OutputError(f"could not write {path}: {exc.strerror or exc}; check free space and permissions") from exc
-    finally:
-        with suppress(OSError):
-            temp_path.unlink(missing_ok=True)
     return path
 
 
@@ -681,33 +672,6 @@ def _format_from_name(name: str) -> str:
     if fmt is None:
         raise OutputError(f"unsupported output format {name!r}; use png, jpeg, webp or tiff")
     return fmt
-
-
-def _create_temp_file(folder: Path, name: str) -> tuple[Path, BinaryIO]:
-    """Create a hidden, uniquely named file beside the target, so the final rename stays on one filesystem."""
-    temp_path = folder / f".{name}.{secrets.token_hex(_TEMP_TOKEN_BYTES)}.tmp"
-    try:
-        stream = temp_path.open("xb")  # exclusive create; permissions follow the umask, as for any new file
-    except PermissionError as exc:
-        raise OutputError(f"cannot write to folder {folder}: permission denied; choose a writable folder") from exc
-    except OSError as exc:
-        raise OutputError(f"cannot create a file in {folder}: {exc.strerror or exc}; choose another folder") from exc
-    return temp_path, stream
-
-
-def _publish(temp_path: Path, path: Path, overwrite: bool) -> None:
-    """Give the finished file its name: replace freely if allowed, else link so an existing file always wins."""
-    if overwrite:
-        os.replace(temp_path, path)
-        return
-    try:
-        os.link(temp_path, path)
-    except FileExistsError as exc:
-        raise _exists_error(path) from exc
-    except OSError:  # a filesystem without hard links: fall back to check-then-rename
-        if path.exists():
-            raise _exists_error(path) from None
-        os.replace(temp_path, path)
 
 
 def _encode(

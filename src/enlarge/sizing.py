@@ -19,12 +19,15 @@ import re
 from dataclasses import dataclass
 
 from enlarge.errors import SizeError
+from enlarge.imageio import DEFAULT_MAX_INPUT_PIXELS
 
 FITS = ("contain", "cover", "pad", "stretch")
 DEFAULT_FIT = "contain"  # never a silent stretch: the aspect ratio is kept unless asked otherwise
 DEFAULT_MAX_OUTPUT_MP = 200.0
 PIXELS_PER_MP = 1_000_000
 MAX_OUTPUT_FLAG = "--max-output-mp"
+DEFAULT_MAX_INPUT_MP = DEFAULT_MAX_INPUT_PIXELS / PIXELS_PER_MP
+MAX_INPUT_FLAG = "--max-input-mp"
 MAX_SHOWN_SIDE = 10**9  # a size with a longer side is described in words in messages, not as hundreds of digits
 # Colour of the padding added by `--fit pad` when the image has no alpha and no background is given (RGB 0-255).
 DEFAULT_PAD_COLOR = (0, 0, 0)
@@ -249,3 +252,10 @@ def _fit(input_size: Size, target: Size, fit: str) -> SizePlan:
         pad = _centred(render, target) if render != target else None
         return SizePlan(input_size, render, target, fit, pad=pad)
     return SizePlan(input_size, render, render, fit)
+
+
+def max_input_pixels(max_input_mp: float) -> int:
+    """The input pixel limit for `read_image` from megapixels; SizeError if not a positive number."""
+    if not math.isfinite(max_input_mp) or max_input_mp <= 0:
+        raise SizeError(f"{MAX_INPUT_FLAG} must be a positive number, got {max_input_mp}")
+    return int(max_input_mp * PIXELS_PER_MP)

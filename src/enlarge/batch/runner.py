@@ -35,7 +35,9 @@ from enlarge.batch.work import Outcome, Task, WorkerConfig
 from enlarge.batch.workspace import Workspace, manifest_path, open_workspace, sha256_bytes, sha256_file, write_output
 from enlarge.errors import ConfigError, EnlargeError, OutputError
 from enlarge.imageio import probe_image
-from enlarge.upscaler import INPUT_EXTENSIONS, Upscaler, max_input_pixels
+from enlarge.paths import images_in
+from enlarge.sizing import max_input_pixels
+from enlarge.upscaler import Upscaler
 
 DO, SKIP, FAIL = "do", "skip", "fail"
 EXIT_SOME_FAILED = 2  # as `enlarge upscale`: at least one item could not be done
@@ -251,7 +253,7 @@ def _sources(job: JobSpec) -> list[Path]:
         folder = Path(location)
         if not folder.is_dir():
             raise ConfigError(f"input.folder {folder} is not a folder")
-        found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS)
+        found = images_in(folder)
     elif kind == "glob":
         found = sorted(Path(m) for m in glob.glob(location, recursive=True) if Path(m).is_file())
     else:
@@ -282,7 +284,7 @@ def _execute(job: JobSpec, workspace: Workspace, todo: list[Item], params: str, 
         request=job.model.request,
         max_pixels=max_input_pixels(job.input.max_input_mp),
         quality=job.output.quality,
-        background=job.output.background,
+        background=job.output.color,
         tmp=workspace.tmp if job.output.write_by == "worker" else None,
     )
     engine = _engine(job, config, todo)

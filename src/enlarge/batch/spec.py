@@ -17,22 +17,34 @@ Flags override the file field by field. Every problem is one ConfigError line na
 
 from __future__ import annotations
 
-import math
 import os
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from enlarge.engine.render import PRECISIONS
+from enlarge.catalogue import is_registered
 from enlarge.errors import ConfigError, EnlargeError
-from enlarge.imageio import SUPPORTED_OUTPUT_EXTENSIONS, parse_color
-from enlarge.models.registry import SPECS
-from enlarge.sizing import DEFAULT_FIT, DEFAULT_MAX_OUTPUT_MP, FITS, SizeRequest, format_scale, parse_scale, parse_size
-from enlarge.upscaler import DEFAULT_MAX_INPUT_MP, DEFAULT_MODEL, FALLBACK_OUTPUT_EXTENSION, Color
+from enlarge.formats import FORMAT_ALIASES, output_extension, usual_extension
+from enlarge.imageio import parse_color
+from enlarge.models.specs import DEFAULT_MODEL
+from enlarge.paths import DEFAULT_NAMING
+from enlarge.pixels import Color
+from enlarge.sizing import (
+    DEFAULT_FIT,
+    DEFAULT_MAX_INPUT_MP,
+    DEFAULT_MAX_OUTPUT_MP,
+    FITS,
+    SizeRequest,
+    format_scale,
+    parse_scale,
+    parse_size,
+)
+from enlarge.upscaler import PRECISIONS
+from enlarge.validation import STRICT_SETTINGS, validate
 
 SECTIONS = ("input", "model", "output", "run")
 INPUT_SOURCES = ("folder", "glob", "list")
@@ -41,9 +53,9 @@ OVERWRITE_POLICIES = ("skip", "overwrite", "error")
 WRITERS = ("driver", "worker")  # who writes output files: the driver (bytes come back) or the workers (shared FS)
 ENGINES = ("local", "ray")
 BACKENDS = ("torch",)  # the only runtime the Upscaler has today
-DEFAULT_NAMING = "{stem}_{label}.{ext}"
 NAMING_FIELDS = ("stem", "name", "ext", "label", "scale", "model")
-FORMAT_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp", "tiff": "tif", "tif": "tif"}
+# output.format: a format by any of its names (lower case) → the extension its files get, without the dot
+FORMAT_EXTENSIONS = {name.lower(): usual_extension(fmt).lstrip(".") for name, fmt in FORMAT_ALIASES.items()}
 AUTO_WORKERS = 0
 DEFAULT_THREADS = 1  # per worker: many images in parallel beat one image on many threads, and it matches engines
 DEFAULT_RETRIES = 2
@@ -80,59 +92,160 @@ PATH_FIELDS = {("input", "folder"), ("input", "glob"), ("input", "list"), ("outp
 EXCLUSIVE_GROUPS = {"input": INPUT_SOURCES, "model": SIZE_FIELDS}  # a flag from a group replaces the file's
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """Where the images come from: `kind` is one of INPUT_SOURCES (folder, glob, list), `location` its value."""
-
-    kind: str
-    location: str
-    max_input_mp: float
+Count = Annotated[int, Field(ge=1)]
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which model, and the output size it is asked for."""
+class _Section(BaseModel):
+    """A section of the job: strict types, no unknown fields, and a null field taken as left out."""
 
-    name: str
-    request: SizeRequest
-    adaptive: bool
-    backend: str
-    tile: int | None
-    precision: str | None
+    model_config = STRICT_SETTINGS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
-@dataclass(frozen=True)
-class OutputSpec:
+class InputSpec(_Section):
+    """Where the images come from: exactly one of `folder`, `glob` or `list`."""
+
+    folder: str | None = Field(None, description="a folder of images (not recursive)")
+    glob: str | None = Field(None, description="a glob pattern; ** recurses")
+    list: str | None = Field(None, description="a text file, one path per line, # comments")
+    max_input_mp: PositiveNumber = Field(DEFAULT_MAX_INPUT_MP, description="refuse inputs above this many megapixels")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputSpec:
+        if sum(value is not None for value in (self.folder, self.glob, self.list)) != 1:
+            raise ValueError("give exactly one of folder, glob or list")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which of INPUT_SOURCES (folder, glob, list) the images come from."""
+        return next(kind for kind in INPUT_SOURCES if getattr(self, kind) is not None)
+
+    @property
+    def location(self) -> str:
+        return getattr(self, self.kind)
+
+
+class ModelSpec(_Section):
+    """Which model, and the output size it is asked for: exactly one of `scale`, `size`, `width` / `height`."""
+
+    name: str = Field(DEFAULT_MODEL, description="a registered model name or a weights file")
+    scale: int | float | str | None = Field(None, description="scale factor such as 2.5")
+    size: str | None = Field(None, description="WIDTHxHEIGHT such as 1920x1080, shaped by fit")
+    width: Count | None = None
+    height: Count | None = None
+    fit: Literal[FITS] = DEFAULT_FIT
+    adaptive: bool = Field(False, description="the big model only where an image has detail")
+    backend: Literal[BACKENDS] = BACKENDS[0]
+    tile: Count | None = Field(None, description="tile size in input pixels (default: automatic)")
+    precision: Literal[PRECISIONS] | None = None
+    max_output_mp: PositiveNumber = DEFAULT_MAX_OUTPUT_MP
+    _request: SizeRequest = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _plan_request(self) -> ModelSpec:
+        try:
+            self._request = SizeRequest(
+                scale=parse_scale(str(self.scale)) if self.scale is not None else None,
+                size=parse_size(self.size) if self.size is not None else None,
+                width=self.width,
+                height=self.height,
+                fit=self.fit,
+                max_output_mp=self.max_output_mp,
+            )
+        except EnlargeError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def request(self) -> SizeRequest:
+        return self._request
+
+
+class OutputSpec(_Section):
     """Where and how outputs are written."""
 
-    folder: Path
-    naming: str
-    format: str | None
-    quality: int | None
-    background: Color | None
-    overwrite: str
-    write_by: str
+    folder: Annotated[Path, Field(strict=False, description="the output folder")]
+    naming: str = Field(DEFAULT_NAMING, description="file name pattern; placeholders " + ", ".join(NAMING_FIELDS))
+    format: str | None = Field(None, description="output format (default: the input's): " + ", ".join(FORMAT_EXTENSIONS))
+    quality: Count | None = Field(None, description="JPEG/WebP quality (1-100)")
+    background: str | None = Field(None, description="a colour such as white or #ffffff to flatten transparency")
+    overwrite: Literal[OVERWRITE_POLICIES] = Field(OVERWRITE_POLICIES[0], description="for files this job did not write")
+    write_by: Literal[WRITERS] = WRITERS[0]
+    _color: Color | None = PrivateAttr(None)
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() not in FORMAT_EXTENSIONS:
+            raise ValueError(f"must be one of {', '.join(FORMAT_EXTENSIONS)}, got {value!r}")
+        return value.lower() if value is not None else None
+
+    @model_validator(mode="after")
+    def _parse_background(self) -> OutputSpec:
+        try:
+            self._color = parse_color(self.background) if self.background is not None else None
+        except EnlargeError as exc:
+            raise ValueError(f"background: {exc}") from None
+        return self
+
+    @property
+    def color(self) -> Color | None:
+        """`background` as 0-255 RGB."""
+        return self._color
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(_Section):
     """How the work is spread: engine, cluster address, worker count, threads per worker, retries."""
 
-    engine: str
-    address: str | None
-    workers: int
-    threads: int
-    retries: int
+    engine: Literal[ENGINES] = ENGINES[0]
+    address: str | None = Field(None, description="a Ray address such as auto or HOST:6379 (ray engine)")
+    workers: Annotated[int, Field(ge=0)] = Field(AUTO_WORKERS, description="0: automatic")
+    threads: Count = Field(DEFAULT_THREADS, description="threads per worker")
+    retries: Annotated[int, Field(ge=0)] = DEFAULT_RETRIES
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> RunSpec:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError("address is for the ray engine; choose engine ray or remove the address")
+        return self
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """A validated batch job."""
+def _no_required_sections(schema: dict[str, Any]) -> None:
+    """A job file may leave out any section: flags can give its fields instead."""
+    schema.pop("required", None)
+
+
+class JobSpec(_Section):
+    """A validated batch job: the four sections, each of which a file may leave to flags (or to defaults)."""
+
+    model_config = ConfigDict(**STRICT_SETTINGS, json_schema_extra=_no_required_sections)
 
     input: InputSpec
     model: ModelSpec
     output: OutputSpec
     run: RunSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """A section left out (or null) is an empty one, so its own defaults and checks apply."""
+        if not isinstance(data, dict):
+            return data
+        return {**data, **{section: data.get(section) or {} for section in SECTIONS}}
+
+    @model_validator(mode="after")
+    def _naming(self) -> JobSpec:
+        try:
+            _check_naming(self)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     def parameters(self) -> dict[str, Any]:
         """The settings that decide an output's bytes (the model's own identity is added by the runner)."""
@@ -147,12 +260,17 @@ class JobSpec:
             "backend": self.model.backend,
             "tile": self.model.tile,
             "quality": self.output.quality,
-            "background": self.output.background,
+            "background": self.output.color,
         }
 
     def output_name(self, source: Path) -> str:
         """The output file name of input `source`, from the naming pattern."""
         return self.output.naming.format(**_naming_values(self, source))
+
+
+def job_schema() -> dict[str, Any]:
+    """The JSON schema of a job file (YAML or JSON)."""
+    return JobSpec.model_json_schema()
 
 
 def load_job(path: Path | None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> JobSpec:
@@ -170,10 +288,7 @@ def load_job(path: Path | None, overrides: Mapping[str, Mapping[str, Any]] | Non
             merged = {k: v for k, v in merged.items() if k not in EXCLUSIVE_GROUPS[section]}
         merged.update(fields)
         data[section] = merged
-    try:
-        return _build(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    return validate(JobSpec, data, source)
 
 
 def flag_overrides(flags: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -223,166 +338,13 @@ def _absolutize(data: dict[str, Any], base: Path) -> None:
 def _is_model_file(section: str, key: str, value: Any, base: Path) -> bool:
     """Whether `value` names the model by an existing weights file (relative to `base`), not by a registered name."""
     is_name = section == "model" and key == "name" and isinstance(value, str)
-    return is_name and value not in SPECS and (base / Path(value).expanduser()).exists()
-
-
-class _Fields:
-    """One section of the spec, read field by field with type checks; whatever is left over is unknown."""
-
-    def __init__(self, data: Any, section: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{section} must be a mapping of fields, got {data!r}")
-        self.section = section
-        self._data = dict(data)
-        self._known: list[str] = []
-
-    def get(self, key: str, kinds: tuple[type, ...], what: str, default: Any = None) -> Any:
-        """The value of `key` (or `default` when absent or null), checked to be one of `kinds`."""
-        self._known.append(key)
-        value = self._data.pop(key, None)
-        if value is None:
-            return default
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise ConfigError(f"{self.where(key)} must be {what}, got {value!r}")
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.get(key, (str,), "a string", default)
-        if value not in choices:
-            raise ConfigError(f"{self.where(key)} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def optional_count(self, key: str, minimum: int) -> int | None:
-        """A whole number of at least `minimum`, or None when absent."""
-        value = self.get(key, (int,), "a whole number")
-        if value is not None and value < minimum:
-            raise ConfigError(f"{self.where(key)} must be at least {minimum}, got {value}")
-        return value
-
-    def count(self, key: str, minimum: int, default: int) -> int:
-        """A whole number of at least `minimum`, `default` when absent."""
-        value = self.optional_count(key, minimum)
-        return default if value is None else value
-
-    def number(self, key: str, default: float) -> float:
-        value = float(self.get(key, (int, float), "a number", default))
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{self.where(key)} must be a positive number, got {value:g}")
-        return value
-
-    def where(self, key: str) -> str:
-        return f"{self.section}.{key}"
-
-    def finish(self) -> None:
-        if self._data:
-            unknown = ", ".join(self.where(str(k)) for k in self._data)
-            raise ConfigError(f"unknown field(s) {unknown}; known: {', '.join(self._known)}")
-
-
-def _build(data: dict[str, Any]) -> JobSpec:
-    unknown = [str(key) for key in data if key not in SECTIONS]
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; a job has {', '.join(SECTIONS)}")
-    job = JobSpec(
-        input=_input(_Fields(data.get("input"), "input")),
-        model=_model(_Fields(data.get("model"), "model")),
-        output=_output(_Fields(data.get("output"), "output")),
-        run=_run(_Fields(data.get("run"), "run")),
-    )
-    _check_naming(job)
-    return job
-
-
-def _input(fields: _Fields) -> InputSpec:
-    given = {kind: fields.get(kind, (str,), "a path") for kind in INPUT_SOURCES}
-    max_input_mp = fields.number("max_input_mp", DEFAULT_MAX_INPUT_MP)
-    fields.finish()
-    sources = [(kind, location) for kind, location in given.items() if location is not None]
-    if len(sources) != 1:
-        raise ConfigError("input: give exactly one of folder, glob or list (or --input / --input-list)")
-    (kind, location), = sources
-    return InputSpec(kind=kind, location=location, max_input_mp=max_input_mp)
-
-
-def _model(fields: _Fields) -> ModelSpec:
-    name = fields.get("name", (str,), "a model name or weights path", DEFAULT_MODEL)
-    scale = fields.get("scale", (int, float, str), "a number such as 2.5")
-    size = fields.get("size", (str,), "WIDTHxHEIGHT such as 1920x1080")
-    width = fields.optional_count("width", 1)
-    height = fields.optional_count("height", 1)
-    fit = fields.choice("fit", FITS, DEFAULT_FIT)
-    adaptive = fields.get("adaptive", (bool,), "true or false", False)
-    backend = fields.get("backend", (str,), "a string", BACKENDS[0])
-    tile = fields.optional_count("tile", 1)
-    precision = fields.get("precision", (str,), "a string")
-    max_output_mp = fields.number("max_output_mp", DEFAULT_MAX_OUTPUT_MP)
-    fields.finish()
-    if backend not in BACKENDS:
-        raise ConfigError(f"model.backend {backend} is not supported by batch yet; use {', '.join(BACKENDS)}")
-    if precision is not None and precision not in PRECISIONS:
-        raise ConfigError(f"model.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    try:
-        request = SizeRequest(
-            scale=parse_scale(str(scale)) if scale is not None else None,
-            size=parse_size(size) if size is not None else None,
-            width=width,
-            height=height,
-            fit=fit,
-            max_output_mp=max_output_mp,
-        )
-    except EnlargeError as exc:
-        raise ConfigError(f"model: {exc}") from None
-    return ModelSpec(
-        name=name, request=request, adaptive=adaptive, backend=backend, tile=tile, precision=precision
-    )
-
-
-def _output(fields: _Fields) -> OutputSpec:
-    folder = fields.get("folder", (str,), "a folder path")
-    naming = fields.get("naming", (str,), "a file name pattern", DEFAULT_NAMING)
-    fmt = fields.get("format", (str,), "an image format")
-    quality = fields.optional_count("quality", 1)
-    background = fields.get("background", (str,), "a colour such as white or #ffffff")
-    overwrite = fields.choice("overwrite", OVERWRITE_POLICIES, OVERWRITE_POLICIES[0])
-    write_by = fields.choice("write_by", WRITERS, WRITERS[0])
-    fields.finish()
-    if folder is None:
-        raise ConfigError("output.folder is missing (or --output DIR)")
-    if fmt is not None and fmt.lower() not in FORMAT_EXTENSIONS:
-        raise ConfigError(f"output.format must be one of {', '.join(FORMAT_EXTENSIONS)}, got {fmt!r}")
-    try:
-        color = parse_color(background) if background is not None else None
-    except EnlargeError as exc:
-        raise ConfigError(f"output.background: {exc}") from None
-    return OutputSpec(
-        folder=Path(folder),
-        naming=naming,
-        format=fmt.lower() if fmt is not None else None,
-        quality=quality,
-        background=color,
-        overwrite=overwrite,
-        write_by=write_by,
-    )
-
-
-def _run(fields: _Fields) -> RunSpec:
-    engine = fields.choice("engine", ENGINES, ENGINES[0])
-    address = fields.get("address", (str,), "a Ray address such as auto or HOST:6379")
-    workers = fields.count("workers", 0, AUTO_WORKERS)
-    threads = fields.count("threads", 1, DEFAULT_THREADS)
-    retries = fields.count("retries", 0, DEFAULT_RETRIES)
-    fields.finish()
-    if address is not None and engine != "ray":
-        raise ConfigError("run.address is for the ray engine; add --engine ray or remove the address")
-    return RunSpec(engine=engine, address=address, workers=workers, threads=threads, retries=retries)
+    return is_name and not is_registered(value) and (base / Path(value).expanduser()).exists()
 
 
 def _naming_values(job: JobSpec, source: Path) -> dict[str, str]:
     request = job.model.request
     fmt = job.output.format
-    own = source.suffix if source.suffix.lower() in SUPPORTED_OUTPUT_EXTENSIONS else FALLBACK_OUTPUT_EXTENSION
+    own = output_extension(source.suffix)
     return {
         "stem": source.stem,
         "name": source.name,

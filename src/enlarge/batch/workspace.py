@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from enlarge.batch.manifest import Manifest
 from enlarge.errors import OutputError
+from enlarge.fileutil import TempFileError, atomic_file
 
 try:
     import fcntl
@@ -35,7 +35,6 @@ TMP_DIR = "tmp"
 MANIFEST_FILE = "manifest.sqlite"
 LOCK_FILE = "lock"
 HASH_CHUNK = 1 << 20
-TEMP_TOKEN_BYTES = 8
 FILE_MODE = 0o666  # before the umask, as for any new file
 
 
@@ -62,25 +61,16 @@ def sha256_file(path: Path) -> str:
 
 def write_output(path: Path, data: bytes, tmp: Path) -> None:
     """Write `data` to a temp file in `tmp`, fsync it, then rename it over `path`: complete or absent."""
-    temp = tmp / f"{path.name}.{secrets.token_hex(TEMP_TOKEN_BYTES)}.tmp"
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)  # permissions follow the umask
-    except OSError as exc:
+        with atomic_file(path, temp_dir=tmp) as stream:
+            stream.write(data)
+    except TempFileError as exc:
         raise OutputError(
             f"cannot create a file in {tmp}: {exc.strerror or exc}; with write_by: worker every node must "
             "see the output folder at the same path"
         ) from None
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        temp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"could not write {path}: {exc.strerror or exc}; check free space and permissions") from None
-        raise
+    except OSError as exc:
+        raise OutputError(f"could not write {path}: {exc.strerror or exc}; check free space and permissions") from None
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `calibrate-adaptive` command."""
     parser = sub.add_parser(
         "calibrate-adaptive",
-        help="calibrate adaptive enlargement for a model (writes its card)",
         description="Measure, on training images, how much a model gains over its little path (bicubic) for each "
         "texture score and scale, tune the default routing threshold, and store both in the model's card.",
     )

@@ -24,7 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `batch` command to the `enlarge` parser."""
     parser = sub.add_parser(
         "batch",
-        help="run a resumable batch job from a job file and/or flags",
         description="Enlarge many images as a job: resumable (a manifest in OUTPUT/.enlarge), on a local process "
         "pool or a Ray cluster. Flags override the job file's fields; see docs/batch.md.",
     )

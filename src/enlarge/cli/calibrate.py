@@ -13,7 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from enlarge.engine.calibration import DEFAULT_MAX_LOSS_DB, Calibration, CalibrationImage, calibrate
+from enlarge.engine.calibration import DEFAULT_MAX_LOSS_DB, CalibrationImage, PrecisionCalibration, calibrate
 from enlarge.errors import ConfigError
 from enlarge.models.card import ModelCard, card_path_for
 from enlarge.models.registry import SPECS, bundled_weights, load_model
@@ -29,7 +29,7 @@ BENCHMARK_FOLDERS = frozenset({"benchmark", "Set5", "Set14", "B100", "BSD100", "
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `calibrate` command."""
     parser = subparsers.add_parser(
-        "calibrate", help="decide a model's default precision (bf16 or fp32) from its measured PSNR loss",
+        "calibrate",
         description="Render the validation images in fp32 and in bf16; bf16 becomes the model's default only if "
         f"its mean Y-PSNR loss is at most --max-loss dB (default {DEFAULT_MAX_LOSS_DB}) at every scale. The "
         "result is written into the model card.",
@@ -100,7 +100,7 @@ def validation_config(path: Path, data: Path | None, val_list: list[str] | None)
     return dataclasses.replace(config, data=section)
 
 
-def record(card_path: Path, result: Calibration) -> None:
+def record(card_path: Path, result: PrecisionCalibration) -> None:
     """Write the decision and its measurement into the card at `card_path`."""
     card = ModelCard.read(card_path)
     card.default_precision = result.decision
@@ -108,7 +108,7 @@ def record(card_path: Path, result: Calibration) -> None:
     card.write(card_path)
 
 
-def summary(name: str, result: Calibration) -> str:
+def summary(name: str, result: PrecisionCalibration) -> str:
     """One line per scale, then the decision."""
     lines = [f"{name}: {result.renders} renders (validation image × scale)"]
     for scale, loss in result.loss_db.items():

@@ -28,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `compress` command."""
     parser = subparsers.add_parser(
         "compress",
-        help="remove low-entropy ReLUs of a trained model (EASIER), fine-tune, merge; or report their entropies",
         description="Depth reduction after EASIER (arXiv 2404.18949): the ReLU whose on/off state has the lowest "
         "entropy becomes identity, the model is fine-tuned with the training data of --config and kept while its "
         "validation Y-PSNR stays within --max-psnr-drop; exact merges follow. With --report, only print the "

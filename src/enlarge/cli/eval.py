@@ -15,7 +15,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `eval` command."""
     parser = subparsers.add_parser(
         "eval",
-        help="score models on benchmark folders (PSNR / SSIM)",
         description="Score models on benchmark folders: HR cropped to a multiple of the scale, LR made by "
         "MATLAB-style bicubic downscaling, SR rounded to 8 bits, PSNR and SSIM on Y. The bicubic baseline is "
         "always included.",

@@ -16,7 +16,7 @@ from enlarge.training.export import WHICH, export_run
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="export a training run's weights and model card, or a model as ONNX",
+        "export",
         description="Export a training run (RUN_DIR --name NAME) or a model as ONNX (--model NAME|PATH --onnx DIR).",
     )
     parser.add_argument("run_dir", type=Path, nargs="?", help="the run folder, e.g. runs/lite")

@@ -6,45 +6,66 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from enlarge import __version__
 from enlarge.errors import EnlargeError
 
-# Each command lives in its own module under enlarge.cli with `register(subparsers)`;
-# the module's parser sets `run=callable(args) -> int` as its default.
-COMMAND_MODULES = (
-    "upscale",
-    "models",
-    "train",
-    "pack",
-    "export",
-    "eval",
-    "compress",
-    "serve",
-    "batch",
-    "profile",
-    "adaptive",
-    "calibrate",
-)
+
+@dataclass(frozen=True)
+class Command:
+    """A command: the module under enlarge.cli that defines it, and its line in `enlarge --help`."""
+
+    module: str
+    help: str
+
+
+# Each command lives in its own module under enlarge.cli with `register(subparsers)`; the module's parser sets
+# `run=callable(args) -> int` as its default. Only the module of the command being run is imported, so
+# `enlarge --help` and light commands start without torch; the others appear in the help as these lines.
+COMMANDS = {
+    "upscale": Command("upscale", "enlarge images by a scale or to a size"),
+    "models": Command("models", "list the available models"),
+    "train": Command("train", "train a model from a YAML config (see configs/)"),
+    "pack": Command("pack", "pack a training config's images into one tar (for a GPU machine)"),
+    "export": Command("export", "export a training run's weights and model card, or a model as ONNX"),
+    "eval": Command("eval", "score models on benchmark folders (PSNR / SSIM)"),
+    "compress": Command(
+        "compress", "remove low-entropy ReLUs of a trained model (EASIER), fine-tune, merge; or report their entropies"
+    ),
+    "serve": Command("serve", "run the HTTP API and web page"),
+    "batch": Command("batch", "run a resumable batch job from a job file and/or flags"),
+    "profile": Command("profile", "measure model speed on this machine (for --model auto)"),
+    "calibrate-adaptive": Command("adaptive", "calibrate adaptive enlargement for a model (writes its card)"),
+    "calibrate": Command("calibrate", "decide a model's default precision (bf16 or fp32) from its measured PSNR loss"),
+}
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one sub-parser per command module."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command listed, and the full sub-parser of `command` (its module imported)."""
     parser = argparse.ArgumentParser(prog="enlarge", description="Enlarge images by any factor.")
     parser.add_argument("--version", action="version", version=f"enlarge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"enlarge.cli.{name}").register(sub)
+    for name, spec in COMMANDS.items():
+        if name == command:
+            importlib.import_module(f"enlarge.cli.{spec.module}").register(sub)
+        else:
+            sub.add_parser(name, help=spec.help, add_help=False)
     return parser
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line: its first word, if that is one (options come only after it)."""
+    return argv[0] if argv and argv[0] in COMMANDS else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except EnlargeError as exc:

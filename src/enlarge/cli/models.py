@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from enlarge.upscaler import DEFAULT_MODEL, ModelInfo, list_models
+from enlarge.catalogue import ModelInfo, list_models
+from enlarge.models.specs import DEFAULT_MODEL
 
 COLUMNS = ("NAME", "PARAMS", "WEIGHTS", "LICENCE", "DESCRIPTION")
 COLUMN_GAP = "  "
@@ -15,7 +16,7 @@ MILLION = 1_000_000
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `models` command to the `enlarge` parser."""
-    parser = sub.add_parser("models", help="list the available models", description="List the registered models.")
+    parser = sub.add_parser("models", description="List the registered models.")
     parser.add_argument("--json", action="store_true", help="one JSON object per model")
     parser.set_defaults(run=run)
 

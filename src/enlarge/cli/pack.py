@@ -11,7 +11,7 @@ from enlarge.training.pack import DEFAULT_BUDGET_MB, MEGABYTE, pack_training_dat
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("pack", help="pack a training config's images into one tar (for a GPU machine)")
+    parser = subparsers.add_parser("pack")
     parser.add_argument("config", type=Path, help="training config, e.g. configs/detail.yaml")
     parser.add_argument("output", type=Path, help="the tar to write")
     parser.add_argument("--max-mb", type=float, default=DEFAULT_BUDGET_MB,

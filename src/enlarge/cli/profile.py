@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `profile` command."""
     parser = sub.add_parser(
         "profile",
-        help="measure model speed on this machine (for --model auto)",
         description="Time every bundled model (or those named) at a few scales and save seconds per output "
         f"megapixel to the speed profile (${PROFILE_ENV}, else the user cache folder). Entries of models not "
         "measured this time are kept.",

@@ -34,7 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `serve` command to the `enlarge` parser."""
     parser = sub.add_parser(
         "serve",
-        help="run the HTTP API and web page",
         description="Serve POST /v1/upscale, GET /v1/models, GET /healthz, the OpenAPI schema (/openapi.json) "
         "and a web page at /. Enlargement runs in worker processes that keep the models loaded.",
     )

@@ -11,7 +11,7 @@ from enlarge.training.loop import train_from_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model from a YAML config (see configs/)")
+    parser = subparsers.add_parser("train")
     parser.add_argument("config", type=Path, help="training config, e.g. configs/lite.yaml")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue from runs/NAME/last.pt")

@@ -14,19 +14,21 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from enlarge.engine.render import PRECISIONS, Progress
 from enlarge.errors import EnlargeError
 from enlarge.imageio import parse_color
-from enlarge.sizing import DEFAULT_FIT, DEFAULT_MAX_OUTPUT_MP, FITS, SizeRequest, parse_length, parse_scale, parse_size
-from enlarge.upscaler import (
-    BACKENDS,
+from enlarge.paths import plan_outputs
+from enlarge.sizing import (
+    DEFAULT_FIT,
     DEFAULT_MAX_INPUT_MP,
-    TORCH_BACKEND,
-    Result,
-    Upscaler,
+    DEFAULT_MAX_OUTPUT_MP,
+    FITS,
+    SizeRequest,
     max_input_pixels,
-    plan_outputs,
+    parse_length,
+    parse_scale,
+    parse_size,
 )
+from enlarge.upscaler import BACKENDS, PRECISIONS, TORCH_BACKEND, Progress, Result, Upscaler
 
 EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
 PROGRESS_DELAY_S = 1.0  # the bar appears only for work that takes longer than this
@@ -36,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `upscale` command to the `enlarge` parser."""
     parser = sub.add_parser(
         "upscale",
-        help="enlarge images by a scale or to a size",
         description="Enlarge images by any factor. Without -o, NAME_x2.EXT (or NAME_WxH.EXT) is written beside "
         "each input; with several inputs, folders or patterns, -o names a folder.",
     )

@@ -89,7 +89,7 @@ class ScaleTable:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class RoutingCalibration:
     """Score → expected MSE of big and of little, per calibrated scale (linear in between, clamped outside)."""
 
     edges: tuple[float, ...]  # N−1 inner bin edges on the block score
@@ -155,7 +155,7 @@ class Calibration:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str) -> Calibration:
+    def from_dict(cls, data: dict[str, Any], source: str) -> RoutingCalibration:
         """Validate a stored calibration; ModelError if it is malformed or was fit for another score or block."""
         if data.get("version") != CALIBRATION_VERSION or data.get("score") != SCORE_NAME:
             raise ModelError(
@@ -179,7 +179,7 @@ class Calibration:
         return calibration
 
     @classmethod
-    def of(cls, descriptor: Descriptor) -> Calibration | None:
+    def of(cls, descriptor: Descriptor) -> RoutingCalibration | None:
         """The calibration in a model's card, None if it has none."""
         stored = descriptor.card.extra.get(CALIBRATION_KEY) if descriptor.card is not None else None
         return None if stored is None else cls.from_dict(stored, f"model card of {descriptor.name}")
@@ -210,7 +210,7 @@ def check_routable(model: LoadedModel, routing: Routing) -> None:
     """Fail fast, before any image, if `model` cannot be rendered adaptively as `routing` asks: no little path,
     or a threshold (given or default) without a calibration to apply it to."""
     little_model(model)
-    if routing.route_fraction is None and Calibration.of(model.descriptor) is None:
+    if routing.route_fraction is None and RoutingCalibration.of(model.descriptor) is None:
         raise ModelError(
             f"model {model.descriptor.name!r} has no adaptive calibration in its card: run "
             "`enlarge calibrate-adaptive --model NAME`, or give a route fraction (--route-fraction)"
@@ -241,7 +241,7 @@ def effective_scale(lr_size: tuple[int, int], out_size: tuple[int, int]) -> floa
 
 
 def route_blocks(
-    scores: torch.Tensor, routing: Routing, calibration: Calibration | None, scale: float
+    scores: torch.Tensor, routing: Routing, calibration: RoutingCalibration | None, scale: float
 ) -> torch.Tensor:
     """Boolean map of the blocks the big model decodes (shape of `scores`)."""
     if routing.route_fraction is not None:
@@ -280,7 +280,7 @@ def render_adaptive(
     little = little_model(model)
     little.module.to(lr.device)
     scale = effective_scale((lr.shape[-2], lr.shape[-1]), out_size)
-    routed = route_blocks(block_scores(lr), routing, Calibration.of(model.descriptor), scale)
+    routed = route_blocks(block_scores(lr), routing, RoutingCalibration.of(model.descriptor), scale)
     share = float(routed.float().mean())
     if share >= FULL_RENDER_SHARE or share == 0.0:
         chosen, share = (model, 1.0) if share > 0.0 else (little, 0.0)
@@ -532,7 +532,7 @@ def errors_of_renders(big: torch.Tensor, small: torch.Tensor, lr: torch.Tensor, 
     return BlockErrors(scale, scores.flatten().double(), sse(small), sse(big), pixels)
 
 
-def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str, Any]) -> Calibration:
+def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str, Any]) -> RoutingCalibration:
     """The lookup table from calibration images: N_BINS equally populated score bins (over every sample), mean
     MSE of little and big per bin and scale, and per scale the default threshold (see `tune_threshold`)."""
     if not samples:
@@ -555,7 +555,7 @@ def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str,
         block_gains = [gains[torch.bucketize(s.scores, edge_tensor)] for s in group]
         threshold, summary = tune_threshold(group, block_gains)
         tables[scale] = ScaleTable(tuple(mse[0].tolist()), tuple(mse[1].tolist()), threshold, summary)
-    return Calibration(edges, tables, little, BLOCK, data)
+    return RoutingCalibration(edges, tables, little, BLOCK, data)
 
 
 def tune_threshold(group: Sequence[BlockErrors], gains: Sequence[torch.Tensor]) -> tuple[float, dict[str, float]]:

@@ -35,7 +35,7 @@ class CalibrationImage:
 
 
 @dataclass(frozen=True)
-class Calibration:
+class PrecisionCalibration:
     """What `calibrate` measured and decided; `record()` is what the model card keeps."""
 
     decision: str
@@ -57,7 +57,7 @@ class Calibration:
 
 def calibrate(
     model: LoadedModel, images: list[CalibrationImage], max_loss_db: float = DEFAULT_MAX_LOSS_DB, device: str = "cpu"
-) -> Calibration:
+) -> PrecisionCalibration:
     """Render `images` in fp32 and in bf16 and decide the model's default precision from the Y-PSNR loss.
 
     Needs native bf16 on `device` (emulated bf16 would time a machine that never runs it). Scores as the
@@ -80,4 +80,4 @@ def calibrate(
     means = {mode: {k: statistics.fmean(v) for k, v in by_scale.items()} for mode, by_scale in scores.items()}
     loss = {k: means[FP32][k] - means[BF16][k] for k in means[FP32]}
     decision = BF16 if max(loss.values()) <= max_loss_db else FP32
-    return Calibration(decision, max_loss_db, loss, means, seconds, len(images))
+    return PrecisionCalibration(decision, max_loss_db, loss, means, seconds, len(images))

@@ -1,32 +1,43 @@
 """The model card: one JSON schema for every model we ship or export, stored beside its `.safetensors` weights.
 
-The card carries the architecture spec, so weights plus card are enough to rebuild the module anywhere.
+The card carries the architecture spec, so weights plus card are enough to rebuild the module anywhere. It is a
+pydantic dataclass: every field is type-checked when a card is read or built, an unknown field is an error (a
+misspelt key is never silently dropped), and `docs/schemas/model-card.schema.json` is exported from it.
+
+To add a field, add it below with a default (so existing cards still load) and a `description`, then run
+`PYTHONPATH=src python scripts/export_schemas.py` to refresh the schema (tests/test_schemas.py checks it).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, TypeAdapter
+from pydantic.dataclasses import dataclass
 
 from enlarge.errors import ModelError
+from enlarge.validation import validate
 
 CARD_SCHEMA_VERSION = 1
+CARD_SUFFIX = ".json"
+Precision = Literal["fp32", "bf16"]  # engine.precision.PRECISIONS; the card is read without torch
 
 
-@dataclass
+@dataclass(config=ConfigDict(extra="forbid"))
 class ModelCard:
     """What a user and the engine need to know about a set of weights."""
 
-    name: str
-    arch: str
-    config: dict[str, Any]
+    name: str = Field(description="the model's name, as `enlarge models` and results show it")
+    arch: str = Field(description="registered architecture (models/architectures.py)")
+    config: dict[str, Any] = Field(description="the architecture's settings: build(arch, config)")
     description: str = ""
-    parameters: int = 0
+    parameters: int = Field(0, ge=0)
     macs_per_output_pixel: dict[str, float] = field(default_factory=dict)  # by scale, e.g. {"x4": 12345.0}
     trained_scales: tuple[float, float] = (1.0, 4.0)
-    default_precision: str = "fp32"
+    default_precision: Precision = "fp32"
     training: dict[str, Any] = field(default_factory=dict)  # data, licence notes, steps, wall time, precision
     license: str = ""
     evaluation: list[dict[str, Any]] = field(default_factory=list)  # rows as written by `enlarge eval --json`
@@ -38,15 +49,8 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "card") -> ModelCard:
-        """Validate and build a card; a foreign or incomplete file raises ModelError naming what is missing."""
-        missing = [k for k in ("name", "arch", "config") if k not in data]
-        if missing:
-            raise ModelError(f"{source} is not an enlarge model card (missing {', '.join(missing)})")
-        known = {f for f in cls.__dataclass_fields__}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        if "trained_scales" in kwargs:
-            kwargs["trained_scales"] = tuple(kwargs["trained_scales"])
-        return cls(**kwargs)
+        """Validate and build a card; ModelError with one line naming the first bad or missing field."""
+        return validate(cls, data, source, error=ModelError)
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
@@ -66,6 +70,11 @@ class ModelCard:
         atomic_write_text(path, self.to_json())
 
 
+def card_schema() -> dict[str, Any]:
+    """The JSON schema of a model card file."""
+    return TypeAdapter(ModelCard).json_schema()
+
+
 def card_path_for(weights: Path) -> Path:
     """The card that belongs to a weights file: `NAME.json` beside `NAME.safetensors`."""
-    return weights.with_suffix(".json")
+    return weights.with_suffix(CARD_SUFFIX)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from enlarge.errors import ModelError
-from enlarge.models.registry import LoadedModel, build, describe, load_state_strict
+from enlarge.models.architectures import build, describe, load_state_strict
+from enlarge.models.contract import LoadedModel
 
 IGNORED_PREFIXES = ("encoder.sub_mean.", "encoder.add_mean.")  # defined but unused in the official forward
 # The official encoder specs (with no_upsampling) and the settings of ours that match them.

@@ -35,19 +35,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enlarge import __version__
 from enlarge.errors import EnlargeError, ImageTooLargeError, ModelError, SizeError
-from enlarge.models.registry import LITTLE_PATHS, SPECS, available
+from enlarge.catalogue import is_registered, list_models, routable_models
+from enlarge.formats import JPEG, MEDIA_TYPES, PNG, WEBP, usual_extension
 from enlarge.serve.config import ServeConfig
 from enlarge.serve.errors import QueueFullError, RequestError, TimeLimitError, WorkerLostError
 from enlarge.serve.guard import PROTECTED_PREFIX, Guard
 from enlarge.serve.pool import WorkerPool
 from enlarge.serve.worker import Job, enlarge_job, init_worker
 from enlarge.sizing import DEFAULT_FIT, PIXELS_PER_MP, SizeRequest
-from enlarge.upscaler import DEFAULT_MODEL, list_models
+from enlarge.models.specs import DEFAULT_MODEL
+from enlarge.paths import output_name
 
 Fit = Literal["contain", "cover", "pad", "stretch"]
 OutputFormat = Literal["png", "jpeg", "webp"]
-MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-EXTENSIONS: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+FORMATS: dict[str, str] = {"png": PNG, "jpeg": JPEG, "webp": WEBP}  # the form's names → the formats they are
 DEFAULT_FORMAT: OutputFormat = "png"
 FORM_DEFAULT_FIT = cast(Fit, DEFAULT_FIT)  # the library's default, typed for the form
 STATIC_PACKAGE = "enlarge.serve"
@@ -92,7 +93,9 @@ UPSCALE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The enlarged image. Headers: X-Enlarge-Model (the model, or `lanczos` / `copy` when "
         "nothing was enlarged), X-Enlarge-Input-Size and X-Enlarge-Output-Size (`WxH`), X-Enlarge-Seconds; "
         "adaptive, when the model ran: X-Enlarge-Routed-Fraction (share of the output the big model decoded, 0-1).",
-        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()},
+        "content": {
+            MEDIA_TYPES[fmt]: {"schema": {"type": "string", "format": "binary"}} for fmt in FORMATS.values()
+        },
     },
     400: _error("Not an image, a truncated one, a bad scale or size, an unknown model, or adaptive asked of a model "
                 "without a little path (or without an adaptive calibration)"),
@@ -109,8 +112,9 @@ API_ERRORS: dict[int | str, dict[str, Any]] = {401: UPSCALE_RESPONSES[401]}
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """The service for `config` (defaults: every core a worker, no token); workers start with the app."""
     config = config or ServeConfig()
-    offered = tuple(name for name, spec in SPECS.items() if available(spec))
-    adaptive_models = tuple(name for name in offered if SPECS[name].arch in LITTLE_PATHS)
+    catalogue = list_models()
+    offered = tuple(info.name for info in catalogue if info.available)
+    adaptive_models = routable_models(offered)
     pool = WorkerPool(config.workers, config.queue, init_worker, (offered, config.threads_per_worker))
 
     @asynccontextmanager
@@ -123,7 +127,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     models_info = {  # computed once: it builds every model on the meta device
         "default": DEFAULT_MODEL,
-        "models": [{**info.to_dict(), "adaptive": info.name in adaptive_models} for info in list_models()],
+        "models": [{**info.to_dict(), "adaptive": info.name in adaptive_models} for info in catalogue],
     }
     app = FastAPI(
         title="enlarge",
@@ -189,7 +193,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         }
         if result.routed_fraction is not None:
             headers["X-Enlarge-Routed-Fraction"] = f"{result.routed_fraction:.{ROUTED_DIGITS}f}"
-        return Response(result.data, media_type=MEDIA_TYPES[output_format], headers=headers)
+        return Response(result.data, media_type=MEDIA_TYPES[FORMATS[output_format]], headers=headers)
 
     return app
 
@@ -217,7 +221,7 @@ def _model_name(model: str | None, offered: tuple[str, ...]) -> str:
     if model in offered:
         return model
     shown = model if len(model) <= MAX_ECHO_CHARS else model[:MAX_ECHO_CHARS] + "…"
-    why = "has no weights on this server" if model in SPECS else "is not a model name"
+    why = "has no weights on this server" if is_registered(model) else "is not a model name"
     raise ModelError(f"model {shown!r} {why}; use one of: {', '.join(offered)} (see /v1/models)")
 
 
@@ -235,7 +239,7 @@ def _size_text(size: tuple[int, int]) -> str:
 def _output_name(upload_name: str | None, request: SizeRequest, output_format: str) -> str:
     """`STEM_LABEL.EXT` from the upload's name, cut down to safe characters (it is only ever a header)."""
     stem = SAFE_NAME.sub("_", Path(upload_name or "").stem).strip("._")[:MAX_NAME_CHARS] or FALLBACK_STEM
-    return f"{stem}_{request.label}.{EXTENSIONS[output_format]}"
+    return output_name(stem, request.label, usual_extension(FORMATS[output_format]))
 
 
 def _add_error_handlers(app: FastAPI) -> None:
