@@ -43,10 +43,15 @@ browser-deps:
 		echo "browser-deps: not root and no password-less sudo; run: sudo apt-get install chromium chromium-driver" >&2; \
 	fi
 
-# Ship the current best lite weights: export, then the calibrations and the quality pin in its model card.
+# Ship the current best weights of lite (the annealed run) and lite-real: export, then the calibrations and the
+# quality pin in each model card.
+SHIPPED_RUNS := lite=runs/lite-anneal lite-real=runs/lite-real
 .PHONY: weights
 weights: $(STAMP)
-	$(VENV)/bin/enlarge export runs/lite --name lite --which best
-	$(VENV)/bin/enlarge calibrate --model lite
-	$(VENV)/bin/enlarge calibrate-adaptive --model lite
-	$(PY) scripts/record_card_evaluation.py --model lite
+	@for pair in $(SHIPPED_RUNS); do \
+		name=$${pair%%=*}; run=$${pair#*=}; \
+		$(VENV)/bin/enlarge export $$run --name $$name --which best && \
+		$(VENV)/bin/enlarge calibrate --model $$name && \
+		$(VENV)/bin/enlarge calibrate-adaptive --model $$name && \
+		$(PY) scripts/record_card_evaluation.py --model $$name || exit 1; \
+	done

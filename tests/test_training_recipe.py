@@ -173,3 +173,9 @@ def test_gpu_script_trains_time_boxed_and_leaves_a_cpu_loadable_checkpoint(setup
     assert done.returncode == 0, done.stderr + done.stdout
     checkpoint = load_checkpoint(out / "tiny" / LAST)
     assert 0 < checkpoint.step < 100000 and (out / "train.log").read_text().count("time limit") >= 1
+
+
+def test_a_degrading_config_survives_its_checkpoint_round_trip(setup):  # noqa: F811
+    config = config_from_dict({**setup, "degrade": {"jpeg_quality": [40, 60]}})
+    again = config_from_dict(config.to_dict())  # how export and resume read the config a checkpoint holds
+    assert again.degrade == config.degrade and again.identity_hash() == config.identity_hash()

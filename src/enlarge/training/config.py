@@ -276,7 +276,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return _build(hint, value, where + ".")
     if origin is tuple:
         items = typing.get_args(hint)
-        if not isinstance(value, list) or len(value) != len(items):
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
             raise ConfigError(f"{where} must be a list of {len(items)} values, got {value!r}")
         return tuple(_convert(inner, item, f"{where}[{i}]") for i, (inner, item) in enumerate(zip(items, value)))
     if origin is list:
