@@ -80,7 +80,8 @@ def main() -> int:
     body = "\n\n".join(report(run) for run in args.runs)
     text = (f"# Training runs\n\nProduced by `python scripts/training_report.py "
             f"{' '.join(str(r) for r in args.runs)} --write`. Validation: the configs' held-out training images "
-            f"(never a benchmark set), mean Y-PSNR over ×2/×3/×4.\n\n{body}\n")
+            f"(never a benchmark set), mean Y-PSNR over ×2/×3/×4. Hours are the wall time the run process was alive, "
+            f"pauses included (a run stopped with kill -STOP while another trained still counts them).\n\n{body}\n")
     print(text)
     if args.write:
         RESULT.write_text(text)
