@@ -205,14 +205,12 @@ def decode_grid(
                   (inner_rows, slice(0, along_x.lo)), (inner_rows, slice(along_x.hi, None))]
     for rows, cols in strips:
         if len(ys[rows]) and len(xs[cols]):
-            target = out[0, :, rows, cols]
-            target[:] = decode_bands(lambda iy: table.index_select(0, iy), (h, w), ys[rows], xs[cols], layer,
-                                     ensemble, chunk)
+            out[0, :, rows, cols] = decode_bands(table, (h, w), ys[rows], xs[cols], layer, ensemble, chunk)
     return out
 
 
 def decode_bands(
-    rows_of: RowGather,
+    source: RowGather | torch.Tensor,
     feat_hw: tuple[int, int] | torch.Size,
     ys: torch.Tensor,
     xs: torch.Tensor,
@@ -221,10 +219,20 @@ def decode_bands(
     chunk: int | None,
 ) -> torch.Tensor:
     """The general grid path on `ys` × `xs` → channels×len(ys)×len(xs) (1×… under a trace, one band), bands of
-    about `chunk` pixels (None: one band)."""
+    about `chunk` pixels (None: one band).
+
+    `source`: the h×w×C table (eager; rows are gathered only over the columns that `xs` reaches, which for a
+    border strip is a few) or a `RowGather` (traced).
+    """
     h, w = feat_hw
     along_y = axis_neighbours(ys, h, ensemble)
     along_x = axis_neighbours(xs, w, ensemble)
+    if isinstance(source, torch.Tensor):
+        first = min(int(ix.min()) for ix, _ in along_x)
+        window = source[:, first : max(int(ix.max()) for ix, _ in along_x) + 1]
+        along_x = [(ix - first, rx) for ix, rx in along_x]
+        source = lambda iy: window.index_select(0, iy)  # noqa: E731
+    rows_of = source
     columns = [(ix, torch.outer(rx, layer.col_weight)) for ix, rx in along_x]  # shared by every band
     abs_y, abs_x = [ry.abs() for _, ry in along_y], [rx.abs() for _, rx in along_x]
 
@@ -249,11 +257,14 @@ def decode_phases(
     each, so the head runs as dense matrix products; their blend weights are constants, and the result lands in
     every period-th output pixel (a pixel-shuffle-like interleave). Bands of phase rows keep about `chunk`
     pre-activations (all four neighbours together) in flight."""
-    row_terms = [[ry * layer.row_weight + layer.constant for ry in ph.offsets] for ph in along_y.phases]
-    col_terms = [[rx * layer.col_weight for rx in ph.offsets] for ph in along_x.phases]
-    abs_y = [table.new_tensor([abs(ph.offsets[v]) for ph in along_y.phases], dtype=torch.float32) for v in (0, 1)]
-    abs_x = [table.new_tensor([abs(ph.offsets[v]) for ph in along_x.phases], dtype=torch.float32) for v in (0, 1)]
-    blend = torch.stack(grid_weights(abs_y, abs_x), dim=-1)  # Py×Px×4, SHIFTS order
+    row_terms = torch.stack([torch.stack([ry * layer.row_weight + layer.constant for ry in ph.offsets])
+                             for ph in along_y.phases])  # Py×2×C
+    col_terms = torch.stack([torch.stack([rx * layer.col_weight for rx in ph.offsets]) for ph in along_x.phases])
+    # every phase pair's geometry vectors, Py×2×Px×2×C, in the table's precision (a mixed-precision add is slow)
+    geometry = (row_terms[:, :, None, None] + col_terms[None, None]).to(table.dtype)
+    abs_y = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_y.phases]).unbind(-1)
+    abs_x = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_x.phases]).unbind(-1)
+    blend = torch.stack(grid_weights(list(abs_y), list(abs_x)), dim=-1)  # Py×Px×4, SHIFTS order
     width = max(ph.count for ph in along_x.phases)
     band_rows = max(1, chunk // (len(SHIFTS) * width))
     sy, sx = along_y.step, along_x.step
@@ -267,7 +278,7 @@ def decode_phases(
                 for n, (vy, vx) in enumerate(SHIFT_INDICES):
                     y0, x0 = py.cells[vy] + k0 * sy, px.cells[vx]
                     window = table[y0 : y0 + (rows - 1) * sy + 1 : sy, x0 : x0 + (px.count - 1) * sx + 1 : sx]
-                    torch.add(window, row_terms[r][vy] + col_terms[c][vx], out=pre[n])
+                    torch.add(window, geometry[r, vy, c, vx], out=pre[n])
                 pred = layer.head(pre.view(-1, pre.shape[-1])).view(len(SHIFTS), -1).float()
                 mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0).view(rows, px.count, -1)
                 start = py.start + k0 * along_y.period
