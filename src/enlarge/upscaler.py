@@ -340,7 +340,7 @@ class Upscaler:
                     model, lr.to(self.device), (grown[1], grown[0]),
                     tile=self.tile, precision=self.precision, progress=progress,
                 )
-            rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).numpy()
+            rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
         if grown != size:
             rgb = lanczos(rgb, size)
         return rgb
@@ -375,7 +375,7 @@ def resolve_device(name: str) -> torch.device:
         raise EnlargeError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
     present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not present[kind]:
-        raise EnlargeError(f"device {name!r} is not available on this machine; use --device cpu")
+        raise EnlargeError(f"device {name!r} is not available on this machine (PyTorch sees no such device); use cpu")
     try:
         return torch.device(name)
     except RuntimeError:
