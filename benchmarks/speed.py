@@ -198,8 +198,8 @@ def table(rows: list[dict], reference: dict | None) -> str:
     """The results; `× Pillow` is the row's seconds per output MP over Pillow bicubic's at the same scale and input
     in this run, and a row timed while the load average said another process ran is marked `busy`."""
     pillow = {(r["scale"], tuple(r["size"])): r for r in rows if r["model"] == PILLOW}
-    lines = ["| model | precision | scale | input | median s | spread | s/MP out | MP/s out | peak RSS MB | "
-             "× Pillow time | speed-up vs reference | load |",
+    lines = [("| model | precision | scale | input | median s | spread | s/MP out | MP/s out | peak RSS MB | "
+              "× Pillow time | speed-up vs reference | load |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['mp_per_s'] / reference['mp_per_s']:.3g}×" if reference else ""

@@ -200,7 +200,7 @@ def decode_grid(
         strips = [(slice(None), slice(None))]
     else:
         decode_phases(table, along_y, along_x, layer, out, chunk)
-        inner_rows, inner_cols = slice(along_y.lo, along_y.hi), slice(along_x.lo, along_x.hi)
+        inner_rows = slice(along_y.lo, along_y.hi)
         strips = [(slice(0, along_y.lo), slice(None)), (slice(along_y.hi, None), slice(None)),
                   (inner_rows, slice(0, along_x.lo)), (inner_rows, slice(along_x.hi, None))]
     for rows, cols in strips:
@@ -231,8 +231,11 @@ def decode_bands(
         first = min(int(ix.min()) for ix, _ in along_x)
         window = source[:, first : max(int(ix.max()) for ix, _ in along_x) + 1]
         along_x = [(ix - first, rx) for ix, rx in along_x]
-        source = lambda iy: window.index_select(0, iy)  # noqa: E731
-    rows_of = source
+
+        def rows_of(iy: torch.Tensor) -> torch.Tensor:
+            return window.index_select(0, iy)
+    else:
+        rows_of = source
     columns = [(ix, torch.outer(rx, layer.col_weight)) for ix, rx in along_x]  # shared by every band
     abs_y, abs_x = [ry.abs() for _, ry in along_y], [rx.abs() for _, rx in along_x]
 
