@@ -18,9 +18,11 @@ import torch
 # Largest period p (output pixels) and step q (LR pixels) with a dense path: p² phases per tile; beyond this the
 # phases are too many and too small to pay for their per-call overhead.
 MAX_PERIOD = 16
-# How far (in LR pixels) float32 coordinates may stray from the exact lattice and still count as on it: well above
-# their rounding (about 1e-5 px on a 4000-pixel image) and far below any real drift off a p/q lattice of integer
-# sizes (at least 1/(p·H) px per output pixel, so over a tile of hundreds of pixels ≥ 1e-2 px).
+# How far (in LR pixels) float32 coordinates may stray from the exact lattice and still count as on it: above
+# their rounding (up to a few 1e-4 px once mapped into a tile of a 4000-pixel image) and far below the drift of a
+# grid of integer sizes whose scale is not p/q (over a tile of hundreds of pixels, ≥ 1e-2 px). A short grid (a
+# few pixels) accepted within it is decoded at positions at most this far from its own: the same order as that
+# rounding, which the point query carries too.
 LATTICE_TOLERANCE = 1e-3
 SHIFTS = (-1, 1)  # the ensemble's two neighbours per axis, in `axis_neighbours` order
 
