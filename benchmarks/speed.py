@@ -5,7 +5,8 @@
     python benchmarks/speed.py --only lite --scales 4 --sizes 256x256   # a subset
 
 Rows: lite and bicubic through our engine, Pillow's bicubic, LIIF-EDSR-baseline and LIIF-RDN through our engine
-(the exact grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540; lite's ONNX export
+(the exact grid fast path, fp32 and bf16), at ×2/×4/×8 on 256×256 and (the light ones) 960×540, lite also at
+×1.5/×2.5/×3.75 (periodic: the phase-dense decoder) and ×2.37 (not) on 256×256; lite's ONNX export
 run by onnxruntime through the same engine (precision `onnx`, fp32, its grid graph; where onnxruntime is
 installed), with its time over PyTorch fp32's and bf16's below the table; and the reference, LIIF-EDSR-baseline
 with the straightforward point query (256×256 ×4, one run). bf16 rows only where the CPU runs bf16 natively. The
@@ -35,6 +36,8 @@ from machine_info import cpu_summary  # beside this script
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "speed.md"
 SCALES = (2, 4, 8)
+# lite only, 256×256: non-integer scales, periodic (×1.5, ×2.5, ×3.75: the phase-dense decoder) and not (×2.37)
+FRACTIONAL_SCALES = (1.5, 2.5, 3.75, 2.37)
 SMALL = (256, 256)  # (W, H) every model runs on
 LARGE = (960, 540)  # only the light models
 LIIF = "liif-edsr-baseline"
@@ -57,7 +60,7 @@ KIB_PER_MB = 1024  # ru_maxrss is in KiB on Linux
 @dataclass(frozen=True)
 class Case:
     model: str
-    scale: int
+    scale: float
     size: tuple[int, int]
     precision: str = "fp32"
     repeats: int = REPEATS
@@ -71,7 +74,11 @@ class Case:
     @classmethod
     def parse(cls, text: str) -> Case:
         model, scale, w, h, precision, repeats = text.split(",")
-        return cls(model, int(scale), (int(w), int(h)), precision, int(repeats))
+        return cls(model, float(scale), (int(w), int(h)), precision, int(repeats))
+
+    def out_size(self) -> tuple[int, int]:
+        """(H, W) of the output."""
+        return round(self.size[1] * self.scale), round(self.size[0] * self.scale)
 
 
 def cases(bf16: bool, onnx: bool = False) -> list[Case]:
@@ -80,6 +87,7 @@ def cases(bf16: bool, onnx: bool = False) -> list[Case]:
     out = [Case(PILLOW, s, size, "uint8") for size in (SMALL, LARGE) for s in SCALES]  # Pillow resizes 8-bit
     out += [Case("bicubic", s, size) for size in (SMALL, LARGE) for s in SCALES]
     out += [Case("lite", s, size, p) for p in precisions for size in (SMALL, LARGE) for s in SCALES]
+    out += [Case("lite", s, SMALL, p) for p in precisions for s in FRACTIONAL_SCALES]
     if onnx:  # right after lite's PyTorch rows
         out += [Case(ONNX_MODEL, s, size, ONNX) for size in (SMALL, LARGE) for s in SCALES]
     out += [Case(m, s, SMALL, p, repeats=1) for m in (LIIF, RDN) for p in precisions for s in SCALES]
@@ -106,7 +114,7 @@ def run_case(case: Case, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
     w, h = case.size
-    out_size = (h * case.scale, w * case.scale)
+    out_size = case.out_size()
     pixels = np.random.default_rng(SEED).integers(0, 256, (h, w, 3), dtype=np.uint8)
     if case.model == PILLOW:
         image = Image.fromarray(pixels)
@@ -142,6 +150,7 @@ def run_case(case: Case, threads: int) -> dict:
     megapixels = out_size[0] * out_size[1] / 1e6
     return {"label": case.label(), "model": case.model, "precision": case.precision, "scale": case.scale,
             "size": list(case.size), "median_s": median, "mp_per_s": megapixels / median,
+            "spread": (max(times) - min(times)) / median, "load": os.getloadavg()[0] / (os.cpu_count() or 1),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB, "runs": case.repeats}
 
 
@@ -186,12 +195,20 @@ def busy_warning() -> str:
 
 
 def table(rows: list[dict], reference: dict | None) -> str:
-    lines = ["| model | precision | scale | input | median s | MP/s out | peak RSS MB | speed-up vs reference |",
-             "|---|---|---|---|---|---|---|---|"]
+    """The results; `× Pillow` is the row's seconds per output MP over Pillow bicubic's at the same scale and input
+    in this run, and a row timed while the load average said another process ran is marked `busy`."""
+    pillow = {(r["scale"], tuple(r["size"])): r for r in rows if r["model"] == PILLOW}
+    lines = [("| model | precision | scale | input | median s | spread | s/MP out | MP/s out | peak RSS MB | "
+              "× Pillow time | speed-up vs reference | load |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['mp_per_s'] / reference['mp_per_s']:.3g}×" if reference else ""
-        lines.append(f"| {r['model']} | {r['precision']} | ×{r['scale']} | {r['size'][0]}×{r['size'][1]} | "
-                     f"{r['median_s']:.3f} | {r['mp_per_s']:.3g} | {r['peak_rss_mb']:.0f} | {ratio} |")
+        base = pillow.get((r["scale"], tuple(r["size"])))
+        to_pillow = f"{base['mp_per_s'] / r['mp_per_s']:.3g}×" if base else ""
+        load = f"{r['load']:.2f}" + (" busy" if r["load"] > BUSY_LOAD else "")
+        lines.append(f"| {r['model']} | {r['precision']} | ×{r['scale']:g} | {r['size'][0]}×{r['size'][1]} | "
+                     f"{r['median_s']:.3f} | {r['spread']:.0%} | {1 / r['mp_per_s']:.3f} | {r['mp_per_s']:.3g} | "
+                     f"{r['peak_rss_mb']:.0f} | {to_pillow} | {ratio} | {load} |")
     return "\n".join(lines)
 
 
@@ -206,7 +223,7 @@ def onnx_ratios(rows: list[dict]) -> list[str]:
         ratios = [f"{r['median_s'] / torch_row['median_s']:.2f}× {p}" for p in ("fp32", "bf16")
                   if (torch_row := by_key.get((r["model"], p, *key)))]
         if ratios:
-            lines.append(f"- {r['model']} ×{r['scale']} {r['size'][0]}×{r['size'][1]}: ONNX time / PyTorch time = "
+            lines.append(f"- {r['model']} ×{r['scale']:g} {r['size'][0]}×{r['size'][1]}: ONNX time / PyTorch time = "
                          + ", ".join(ratios))
     return lines
 
@@ -234,7 +251,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)}")
     parser.add_argument("--strict", action="store_true", help="refuse to run when another process uses the CPU")
     parser.add_argument("--only", help="run only cases whose model name contains this text")
-    parser.add_argument("--scales", type=lambda t: [int(s) for s in t.split(",")], help="e.g. 4 or 2,4")
+    parser.add_argument("--scales", type=lambda t: [float(s) for s in t.split(",")], help="e.g. 4 or 2,2.5")
     parser.add_argument("--sizes", type=parse_sizes, help="e.g. 256x256 or 256x256,960x540")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per case (default: all)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
@@ -271,9 +288,11 @@ def main() -> int:
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(
             "# Speed\n\nProduced by `python benchmarks/speed.py --write`. Median wall time over "
-            f"{REPEATS} runs after {WARMUP} warm-up (LIIF-EDSR-baseline and the reference: one run); the reference "
-            "is LIIF-EDSR-baseline with the straightforward point query, and the speed-up is output throughput "
-            "over the reference's. Random weights where none ship: weights do not change speed. Precision `onnx`: the "
+            f"{REPEATS} runs after {WARMUP} warm-up (LIIF-EDSR-baseline and the reference: one run), spread = "
+            "(max − min)/median; the reference is LIIF-EDSR-baseline with the straightforward point query, and the "
+            "speed-up is output throughput over the reference's; `× Pillow time` is seconds per output MP over "
+            "Pillow bicubic's at the same scale and input, in the same run; `load` is the load average per core "
+            "when the case ended (`busy` above the threshold at which another process likely competed). Random weights where none ship: weights do not change speed. Precision `onnx`: the "
             "model exported to ONNX and run by onnxruntime (fp32) through the same engine, export not timed.\n\n"
             + header + note + "\n" + text + "\n"
         )

@@ -1,5 +1,6 @@
 """The exact fast paths: every grid path equals the straightforward point query in fp32 (≤ 1e-5), for LIIF, lite
-and bicubic, at integer and non-integer scales, odd sizes, across row chunks and blocks, and tiled."""
+and bicubic, at integer and non-integer scales, odd sizes, across row chunks and blocks, and tiled; the phase-dense
+path of periodic grids at every integer scale 2…12 and at small rational scales."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from PIL import Image
 from torch import nn
 
 import enlarge.models.bicubic as bicubic_module
+import enlarge.models.ensemble as ensemble_module
 import enlarge.models.liif as liif_module
 import enlarge.models.lite as lite_module
 from enlarge.coords import axis_coords
 from enlarge.engine import render
 from enlarge.engine.query import Frame, query_grid
 from enlarge.models import build, load_model
+from enlarge.models.phases import axis_phases
 from enlarge.models.registry import LoadedModel, describe
 
 EXACT = 1e-5
@@ -137,3 +140,88 @@ def test_point_reference_matches_official_golden_outputs(size: tuple[int, int]) 
     expected = np.load(FIXTURES / f"expected_{size[0]}x{size[1]}.npy")
     out = render(points_only(model), lr, (size[1], size[0])).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     assert np.abs(out - expected).max() <= EXACT
+
+
+DENSE_LR_HW = (13, 11)  # odd, non-square
+INTEGER_SCALES = range(2, 13)
+RATIONAL_SIZES = [
+    ((10, 12), (25, 30)),  # ×2.5
+    ((18, 22), (27, 33)),  # ×1.5, as 1280×720 → 1920×1080
+    ((8, 12), (30, 45)),  # ×3.75
+    ((13, 11), (39, 22)),  # ×3 tall, ×2 wide
+]
+
+
+def spy_phases(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls of the phase-dense decoder."""
+    calls: list[int] = []
+    original = ensemble_module.decode_phases
+
+    def counted(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(ensemble_module, "decode_phases", counted)
+    return calls
+
+
+@pytest.mark.parametrize("key", ["liif", "lite"])
+@pytest.mark.parametrize("scale", INTEGER_SCALES)
+def test_phase_dense_path_equals_point_query_at_integer_scales(
+    key: str, scale: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = spy_phases(monkeypatch)
+    out_hw = (DENSE_LR_HW[0] * scale, DENSE_LR_HW[1] * scale)
+    fast, slow = grid_and_points(tiny(key).module, torch.rand(1, 3, *DENSE_LR_HW), out_hw)
+    assert calls, "the periodic grid did not take the dense path"
+    assert (fast - slow).abs().max() <= EXACT
+
+
+@pytest.mark.parametrize("key", ["liif", "lite"])
+@pytest.mark.parametrize(("lr_hw", "out_hw"), RATIONAL_SIZES)
+def test_phase_dense_path_equals_point_query_at_rational_scales(
+    key: str, lr_hw: tuple[int, int], out_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = spy_phases(monkeypatch)
+    fast, slow = grid_and_points(tiny(key).module, torch.rand(1, 3, *lr_hw), out_hw)
+    assert calls, "the periodic grid did not take the dense path"
+    assert (fast - slow).abs().max() <= EXACT
+
+
+@pytest.mark.parametrize(("lr_hw", "out_hw"), [((37, 29), (74, 58)), ((37, 29), (111, 87)), ((36, 28), (90, 70))])
+def test_tiled_phase_dense_render_equals_untiled_point_reference(
+    lr_hw: tuple[int, int], out_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tiles start at arbitrary LR offsets and phases (×2, ×3, ×2.5): each still takes the dense path and matches."""
+    model = tiny("lite")
+    lr = torch.rand(1, 3, *lr_hw)
+    reference = render(points_only(model), lr, out_hw, precision="fp32")
+    calls = spy_phases(monkeypatch)
+    for tile in (None, 10, 16):
+        fast = render(model, lr, out_hw, tile=tile, precision="fp32")
+        assert (fast - reference).abs().max() <= EXACT
+    assert calls
+
+
+def test_phase_dense_path_honours_small_chunks_and_a_deeper_head(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of phase rows that do not divide the grid, a two-layer head and a linearized activation."""
+    torch.manual_seed(0)
+    module = build("lite", {"n_feats": 8, "n_resblocks": 1, "hidden": 12, "head": [10, 6]}).eval()
+    module.head[0] = nn.Identity()
+    monkeypatch.setattr(lite_module, "GRID_CHUNK", 37)
+    calls = spy_phases(monkeypatch)
+    fast, slow = grid_and_points(module, torch.rand(1, 3, *DENSE_LR_HW), (52, 44))
+    assert calls
+    assert (fast - slow).abs().max() <= EXACT
+
+
+@pytest.mark.parametrize(
+    ("n_lr", "n_out", "period"), [(13, 26, 2), (13, 39, 3), (10, 25, 5), (8, 30, 15), (23, 57, None), (20, 17, None)]
+)
+def test_axis_phases_recognises_small_periods_only(n_lr: int, n_out: int, period: int | None) -> None:
+    plan = axis_phases(axis_coords(n_out), n_lr)
+    assert (plan.period if plan else None) == period
+    if plan is not None:  # the regular block is where no neighbour is clamped
+        lo_pos = (plan.lo + 0.5) * n_lr / n_out
+        assert lo_pos >= 0.5 and (plan.lo == 0 or (plan.lo - 0.5) * n_lr / n_out < 0.5)
+        assert sum(ph.count for ph in plan.phases) == plan.hi - plan.lo

@@ -16,7 +16,7 @@ def resolve_device(name: str) -> torch.device:
         raise EnlargeError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
     present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if not present[kind]:
-        raise EnlargeError(f"device {name!r} is not available on this machine; use --device cpu")
+        raise EnlargeError(f"device {name!r} is not available on this machine (PyTorch sees no such device); use cpu")
     try:
         return torch.device(name)
     except RuntimeError:

@@ -318,7 +318,7 @@ class Upscaler:
                     model, lr.to(self.device), (grown[1], grown[0]),
                     tile=self.tile, precision=self.precision, progress=progress,
                 )
-            rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).numpy()
+            rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
         if grown != size:
             rgb = lanczos(rgb, size)
         return rgb

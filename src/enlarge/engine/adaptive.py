@@ -280,7 +280,7 @@ def render_adaptive(
     little = little_model(model)
     little.module.to(lr.device)
     scale = effective_scale((lr.shape[-2], lr.shape[-1]), out_size)
-    routed = route_blocks(block_scores(lr), routing, RoutingCalibration.of(model.descriptor), scale)
+    routed = route_blocks(block_scores(lr).cpu(), routing, RoutingCalibration.of(model.descriptor), scale)  # a small map
     share = float(routed.float().mean())
     if share >= FULL_RENDER_SHARE or share == 0.0:
         chosen, share = (model, 1.0) if share > 0.0 else (little, 0.0)
@@ -306,9 +306,9 @@ def render_routed(
     big_h, big_w = out_size
     margin = max(model.descriptor.receptive_field, little.descriptor.receptive_field)
     plan = plan_tiles((h, w), out_size, tile, margin)
-    rows, cols, rows_lr, cols_lr = plan.rows, plan.cols, plan.rows_lr, plan.cols_lr
+    rows, cols, rows_lr, cols_lr = plan.rows.to(lr.device), plan.cols.to(lr.device), plan.rows_lr, plan.cols_lr
     block_rows, block_cols = _blocks_of(rows_lr, routed.shape[0]), _blocks_of(cols_lr, routed.shape[1])
-    out = torch.empty(1, 3, big_h, big_w)
+    out = torch.empty(1, 3, big_h, big_w, device=lr.device)  # the routing map and the masks stay on the CPU
     decoded = 0
     with torch.inference_mode(), precision_context(precision, lr.device):
         for done, job in enumerate(plan.jobs):
@@ -324,7 +324,7 @@ def render_routed(
                 feats = model.module.encode(channels_last_copy(crop))
                 decoded += _decode_big(
                     model, feats, window, rows[r][box_rows], cols[c][box_cols], out_size, chunk,
-                    mask[box_rows, box_cols], target[:, :, box_rows, box_cols],
+                    mask[box_rows, box_cols].to(lr.device), target[:, :, box_rows, box_cols],
                 )
             if progress is not None:
                 progress(done + 1, len(plan.jobs))

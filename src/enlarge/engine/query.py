@@ -50,19 +50,20 @@ def query_grid(
     """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols) float32, rows/cols in global coordinates.
 
     Models with a `query_grid(feats, ys, xs, cell)` fast path get the whole grid; others get flattened points,
-    `chunk` at a time.
+    `chunk` at a time. Coordinates, cell and output live on the device of `rows` (the model's).
     """
     big_h, big_w = out_size
     ys = to_local(rows, frame.top, frame.height, frame.full[0])
     xs = to_local(cols, frame.left, frame.width, frame.full[1])
     # one output pixel in the crop's frame: 2/H of the full image, stretched by full/crop
     cell = torch.tensor(
-        [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width], dtype=rows.dtype
+        [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width],
+        dtype=rows.dtype, device=rows.device,
     )
     grid_path = getattr(model, "query_grid", None)
     if grid_path is not None:
         return grid_path(feats, ys, xs, cell).float()
-    out = torch.empty(len(ys), len(xs), RGB)
+    out = torch.empty(len(ys), len(xs), RGB, device=rows.device)
     for band in row_chunks(len(ys), len(xs), chunk):
         coord = torch.stack(torch.meshgrid(ys[band], xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
         cells = cell.expand(1, coord.shape[1], 2)

@@ -30,17 +30,19 @@ def render(
     `tile` is the core size in LR pixels (None: automatic, whole image when small); tiles overlap by the
     model's receptive field so the result equals the untiled one up to float rounding. `precision` None runs
     the descriptor's default (fp32 where the device lacks native bf16). Tiles are encoded channels-last, the
-    faster layout for the CPU convolutions.
+    faster layout for the CPU convolutions. Everything is built on `lr`'s device (the model's): the output, the
+    coordinates and, inside the models, every decoder buffer; only the tile plan stays on the CPU.
     """
     precision = resolve_precision(precision, model.descriptor.default_precision, lr.device)
     plan = plan_tiles(lr.shape[-2:], out_size, tile, model.descriptor.receptive_field)
-    out = torch.empty(1, 3, *out_size)
+    out = torch.empty(1, 3, *out_size, device=lr.device)
+    rows, cols = plan.rows.to(lr.device), plan.cols.to(lr.device)
     module = model.module
     with torch.inference_mode(), precision_context(precision, lr.device):
         for done, job in enumerate(plan.jobs):
             feats = module.encode(channels_last_copy(job.crop(lr)))
             out[:, :, job.rows, job.cols] = query_grid(
-                module, feats, job.frame, plan.rows[job.rows], plan.cols[job.cols], out_size, chunk
+                module, feats, job.frame, rows[job.rows], cols[job.cols], out_size, chunk
             )
             if progress is not None:
                 progress(done + 1, len(plan.jobs))

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 
 import torch
 
+from enlarge.models.phases import AxisPhases, axis_phases
+
 # The official code nudges queries off cell borders by this much and clamps inside (-1, 1) by the same margin.
 EPS_SHIFT = 1e-6
 # Added to every area so a query exactly on a feature centre still has non-zero weights.
 AREA_EPS = 1e-9
 # (vy, vx) shifts of the four neighbours, in the official loop order (vx outer = y axis, vy inner = x axis).
 SHIFTS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+# The same four as (y shift, x shift) positions in each axis' pair of shifts (−1 → 0, +1 → 1).
+SHIFT_INDICES = tuple(((vy + 1) // 2, (vx + 1) // 2) for vy, vx in SHIFTS)
 
 
 @dataclass
@@ -134,16 +138,31 @@ def decode_band(
 
 
 def row_gather(features: torch.Tensor) -> RowGather:
-    """`rows_of` for `decode_band` from the C×h×w feature part: gathers at LR width, channels last.
+    """`rows_of` for `decode_band` from the C×h×w feature part under an ONNX trace: gather the rows first and
+    transpose only those, since the graph runs once per band of output rows and would otherwise transpose the
+    whole feature map every time. (Eager runs gather from `channels_last_table`.)"""
+    return lambda iy: features.index_select(1, iy).permute(1, 2, 0)
 
-    Eager: one channels-last copy (none when `features` is a channels-last view already), then whole rows.
-    Traced: gather the rows first and transpose only those, since the graph runs once per band of output rows
-    and would otherwise transpose the whole feature map every time.
+
+def channels_last_table(features: torch.Tensor) -> torch.Tensor:
+    """The C×h×w feature part as an h×w×C table: one copy, none when `features` is a channels-last view."""
+    return features.permute(1, 2, 0).contiguous()
+
+
+@dataclass(frozen=True)
+class SplitLayer:
+    """A split-first-layer implicit decoder: the first layer's coordinate terms and the rest of the network.
+
+    The first layer's pre-activation for a neighbour is its feature part at the LR cell plus
+    `ry·row_weight + rx·col_weight + constant`; `head` maps N×C pre-activations to N×`channels` (the first layer's
+    activation included; it may work in place).
     """
-    if torch.jit.is_tracing():
-        return lambda iy: features.index_select(1, iy).permute(1, 2, 0)
-    table = features.permute(1, 2, 0).contiguous()  # h×w×C
-    return lambda iy: table.index_select(0, iy)
+
+    row_weight: torch.Tensor
+    col_weight: torch.Tensor
+    constant: torch.Tensor
+    head: Callable[[torch.Tensor], torch.Tensor]
+    channels: int
 
 
 def decode_grid(
@@ -161,28 +180,111 @@ def decode_grid(
     """A split-first-layer implicit decoder on the grid `ys` × `xs` → 1×channels×len(ys)×len(xs), float32.
 
     `features` (C×h×w) is the first layer's feature part at every LR position; for each neighbour the layer's
-    pre-activation is `features[:, iy, ix] + ry·row_weight + rx·col_weight + constant`, built from a row gather
-    (at LR width) and a column gather, so no per-pixel coordinate or unfolded feature is ever made. `head(pre)`
-    maps N×C pre-activations to N×channels (the first layer's activation included; it may work in place); the
-    neighbours are blended with the ensemble's area weights (`decode_band`). Rows go about `chunk` pixels at a
-    time, so the intermediates stay in cache; under an ONNX trace the whole grid is one band (whoever runs the
-    graph passes it bands of rows instead: rows are independent).
+    pre-activation is `features[:, iy, ix] + ry·row_weight + rx·col_weight + constant` (`SplitLayer`), and the
+    neighbours are blended with the ensemble's area weights. Where both axes are periodic (a rational scale with
+    a small period, `phases.axis_phases`) the regular block runs phase by phase on dense slices of the feature map
+    (`decode_phases`) and only the border strips, whose neighbours are clamped, take the general path; otherwise
+    every row band gathers at LR width and then by column (`decode_band`), so no per-pixel coordinate or
+    unfolded feature is ever made. Work goes about `chunk` pixels at a time, so the intermediates stay in cache;
+    under an ONNX trace the whole grid is one band (whoever runs the graph passes it bands of rows instead).
     """
-    _, h, w = features.shape
-    rows_of = row_gather(features)
+    layer = SplitLayer(row_weight, col_weight, constant, head, channels)
+    if torch.jit.is_tracing():  # len(ys) would be baked into the graph
+        return decode_bands(row_gather(features), features.shape[-2:], ys, xs, layer, ensemble, None)
+    table = channels_last_table(features)
+    out = torch.empty(1, channels, len(ys), len(xs), dtype=ys.dtype, device=features.device)
+    h, w = table.shape[:2]
+    along_y = axis_phases(ys, h) if ensemble else None
+    along_x = axis_phases(xs, w) if ensemble and along_y is not None else None
+    if along_y is None or along_x is None:
+        strips = [(slice(None), slice(None))]
+    else:
+        decode_phases(table, along_y, along_x, layer, out, chunk)
+        inner_rows = slice(along_y.lo, along_y.hi)
+        strips = [(slice(0, along_y.lo), slice(None)), (slice(along_y.hi, None), slice(None)),
+                  (inner_rows, slice(0, along_x.lo)), (inner_rows, slice(along_x.hi, None))]
+    for rows, cols in strips:
+        if len(ys[rows]) and len(xs[cols]):
+            out[0, :, rows, cols] = decode_bands(table, (h, w), ys[rows], xs[cols], layer, ensemble, chunk)
+    return out
+
+
+def decode_bands(
+    source: RowGather | torch.Tensor,
+    feat_hw: tuple[int, int] | torch.Size,
+    ys: torch.Tensor,
+    xs: torch.Tensor,
+    layer: SplitLayer,
+    ensemble: bool,
+    chunk: int | None,
+) -> torch.Tensor:
+    """The general grid path on `ys` × `xs` → channels×len(ys)×len(xs) (1×… under a trace, one band), bands of
+    about `chunk` pixels (None: one band).
+
+    `source`: the h×w×C table (eager; rows are gathered only over the columns that `xs` reaches, which for a
+    border strip is a few) or a `RowGather` (traced).
+    """
+    h, w = feat_hw
     along_y = axis_neighbours(ys, h, ensemble)
     along_x = axis_neighbours(xs, w, ensemble)
-    columns = [(ix, torch.outer(rx, col_weight)) for ix, rx in along_x]  # shared by every band
+    if isinstance(source, torch.Tensor):
+        first = min(int(ix.min()) for ix, _ in along_x)
+        window = source[:, first : max(int(ix.max()) for ix, _ in along_x) + 1]
+        along_x = [(ix - first, rx) for ix, rx in along_x]
+
+        def rows_of(iy: torch.Tensor) -> torch.Tensor:
+            return window.index_select(0, iy)
+    else:
+        rows_of = source
+    columns = [(ix, torch.outer(rx, layer.col_weight)) for ix, rx in along_x]  # shared by every band
     abs_y, abs_x = [ry.abs() for _, ry in along_y], [rx.abs() for _, rx in along_x]
 
     def band(rows: slice) -> torch.Tensor:
         weights = grid_weights([a[rows] for a in abs_y], abs_x) if ensemble else None
-        return decode_band(rows_of, [(iy[rows], ry[rows]) for iy, ry in along_y], columns, weights, row_weight,
-                           constant, head)
+        return decode_band(rows_of, [(iy[rows], ry[rows]) for iy, ry in along_y], columns, weights,
+                           layer.row_weight, layer.constant, layer.head)
 
-    if torch.jit.is_tracing():  # len(ys) would be baked into the graph
+    if chunk is None:
         return band(slice(None)).permute(2, 0, 1).unsqueeze(0)
-    out = torch.empty(1, channels, len(ys), len(xs), dtype=ys.dtype, device=ys.device)
+    out = torch.empty(layer.channels, len(ys), len(xs), dtype=ys.dtype, device=ys.device)
     for rows in row_chunks(len(ys), len(xs), chunk):
-        out[0, :, rows] = band(rows).permute(2, 0, 1)
+        out[:, rows] = band(rows).permute(2, 0, 1)
     return out
+
+
+def decode_phases(
+    table: torch.Tensor, along_y: AxisPhases, along_x: AxisPhases, layer: SplitLayer, out: torch.Tensor, chunk: int
+) -> None:
+    """The regular block of a periodic grid into `out` (1×channels×H×W), phase by phase: for each row phase ×
+    column phase the four neighbours' inputs are strided slices of the h×w×C `table` plus one geometry vector
+    each, so the head runs as dense matrix products; their blend weights are constants, and the result lands in
+    every period-th output pixel (a pixel-shuffle-like interleave). Bands of phase rows keep about `chunk`
+    pre-activations (all four neighbours together) in flight."""
+    row_terms = torch.stack([torch.stack([ry * layer.row_weight + layer.constant for ry in ph.offsets])
+                             for ph in along_y.phases])  # Py×2×C
+    col_terms = torch.stack([torch.stack([rx * layer.col_weight for rx in ph.offsets]) for ph in along_x.phases])
+    # every phase pair's geometry vectors, Py×2×Px×2×C, in the table's precision (a mixed-precision add is slow)
+    geometry = (row_terms[:, :, None, None] + col_terms[None, None]).to(table.dtype)
+    abs_y = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_y.phases]).unbind(-1)
+    abs_x = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_x.phases]).unbind(-1)
+    blend = torch.stack(grid_weights(list(abs_y), list(abs_x)), dim=-1)  # Py×Px×4, SHIFTS order
+    width = max(ph.count for ph in along_x.phases)
+    band_rows = max(1, chunk // (len(SHIFTS) * width))
+    sy, sx = along_y.step, along_x.step
+    for k0 in range(0, along_y.phases[0].count, band_rows):
+        for r, py in enumerate(along_y.phases):
+            rows = min(py.count, k0 + band_rows) - k0
+            if rows <= 0:
+                continue
+            for c, px in enumerate(along_x.phases):
+                pre = table.new_empty(len(SHIFTS), rows, px.count, table.shape[-1])
+                for n, (vy, vx) in enumerate(SHIFT_INDICES):
+                    y0, x0 = py.cells[vy] + k0 * sy, px.cells[vx]
+                    window = table[y0 : y0 + (rows - 1) * sy + 1 : sy, x0 : x0 + (px.count - 1) * sx + 1 : sx]
+                    torch.add(window, geometry[r, vy, c, vx], out=pre[n])
+                pred = layer.head(pre.view(-1, pre.shape[-1])).view(len(SHIFTS), -1).float()
+                mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0).view(rows, px.count, -1)
+                start = py.start + k0 * along_y.period
+                target = out[0, :, start : start + (rows - 1) * along_y.period + 1 : along_y.period,
+                             px.start : px.start + (px.count - 1) * along_x.period + 1 : along_x.period]
+                target.copy_(mixed.permute(2, 0, 1))

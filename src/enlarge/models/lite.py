@@ -49,7 +49,7 @@ class Lite(nn.Module):
         self.encoder = EDSR(n_resblocks=n_resblocks, n_feats=n_feats)
         self.to_hidden = conv3x3(n_feats, hidden)
         self.from_geometry = nn.Linear(GEOMETRY_DIMS, hidden, bias=False)
-        self.head = nn.Sequential(nn.ReLU(), MLP(hidden, RGB, head))
+        self.head = nn.Sequential(nn.ReLU(inplace=True), MLP(hidden, RGB, head))  # its input is always a fresh sum
 
     @property
     def receptive_field(self) -> int:
