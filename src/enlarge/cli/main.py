@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from enlarge import __version__
+from enlarge import __version__, threads
 from enlarge.errors import EnlargeError
 
 
@@ -65,6 +65,7 @@ def chosen_command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    threads.prepare()  # before any command imports torch: OpenMP reads how to wait when it loads
     args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         return int(args.run(args) or 0)

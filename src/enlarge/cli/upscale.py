@@ -28,6 +28,7 @@ from enlarge.sizing import (
     parse_scale,
     parse_size,
 )
+from enlarge.threads import choose_threads
 from enlarge.upscaler import BACKENDS, PRECISIONS, TORCH_BACKEND, Progress, Result, Upscaler
 
 EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
@@ -77,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --adaptive: route the share F (0-1) of regions with the most to gain, instead of a threshold",
     )
     parser.add_argument("--tile", type=int, metavar="N", help="tile size in input pixels (default: automatic)")
-    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model (default: the free CPUs)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
     parser.add_argument(
         "--precision", choices=PRECISIONS,
@@ -119,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
     )
     max_pixels = max_input_pixels(args.max_input_mp)
     background = parse_color(args.background) if args.background is not None else None
+    threads = choose_threads(args.threads)  # from the CPUs other programs leave free, unless --threads says
     upscaler = Upscaler(
-        args.model, device=args.device, threads=args.threads, tile=args.tile, adaptive=args.adaptive,
+        args.model, device=args.device, threads=threads, tile=args.tile, adaptive=args.adaptive,
         threshold=args.threshold, route_fraction=args.route_fraction, time_budget=args.time_budget,
         precision=args.precision, backend=args.backend,
     )

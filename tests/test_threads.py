@@ -1,0 +1,90 @@
+"""The thread policy (threads.py): the decision as a pure function, the environment set before torch loads, and
+workers that die with their parent (lifetime.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import REPO
+from enlarge.threads import (
+    GOMP_SPIN_ENV,
+    KMP_BLOCKTIME_ENV,
+    SHORT_SPIN,
+    THREADS_ENV,
+    WAIT_POLICY_ENV,
+    CpuSample,
+    free_of,
+    plan_threads,
+    workers_that_fit,
+)
+
+TIMEOUT_S = 120
+
+
+@pytest.mark.parametrize(
+    ("usable", "busy", "workers", "threads"),
+    [
+        (8, 0.0, 1, 8),  # idle: every CPU
+        (8, 0.3, 1, 8),  # a little background noise holds no core
+        (8, 1.0, 1, 7),  # one busy process: one core fewer
+        (2, 1.0, 1, 1),  # the case of issue 19: one of two cores busy → one thread
+        (2, 5.0, 1, 1),  # overloaded: still one thread
+        (8, 0.0, 3, 2),  # shared out among workers, rounded down
+        (2, 0.0, 4, 1),  # more workers than CPUs: one each
+    ],
+)
+def test_threads_follow_the_free_cpus(usable: int, busy: float, workers: int, threads: int) -> None:
+    plan = plan_threads(usable, busy, {}, workers=workers)
+    assert plan.threads == threads
+    assert plan.env == {GOMP_SPIN_ENV: SHORT_SPIN, KMP_BLOCKTIME_ENV: "0"}
+
+
+def test_the_users_settings_win() -> None:
+    assert plan_threads(8, 4.0, {}, requested=6).threads == 6  # --threads
+    assert plan_threads(8, 4.0, {THREADS_ENV: "3"}).threads == 3
+    assert plan_threads(8, 0.0, {THREADS_ENV: "junk"}).threads == 8  # not a count: ignored
+    assert plan_threads(8, 0.0, {WAIT_POLICY_ENV: "PASSIVE"}).env == {}  # the user chose how OpenMP waits
+    assert plan_threads(8, 0.0, {GOMP_SPIN_ENV: "5"}).env == {KMP_BLOCKTIME_ENV: "0"}
+
+
+def test_free_cpus_and_worker_fit() -> None:
+    assert free_of(4, 0.49) == 4 and free_of(4, 0.51) == 3 and free_of(1, 3.0) == 1
+    assert workers_that_fit(1, 1, limit=3, cpus=8) == 3
+    assert workers_that_fit(2, 1, cpus=8) == 4
+    assert workers_that_fit(1, 2**62, cpus=8) == 1  # memory for less than one: still one
+
+
+def test_cpu_sample_removes_this_process_own_use() -> None:
+    start = CpuSample(wall_s=0.0, busy_s=10.0, own_s=1.0)
+    later = CpuSample(wall_s=2.0, busy_s=14.0, own_s=3.0)  # 4 CPU-s busy in 2 s, 2 of them ours
+    assert start.busy_elsewhere(later) == pytest.approx(1.0)
+
+
+def test_the_cli_sets_the_spin_before_torch_loads(tmp_path) -> None:
+    """In a fresh process: when `import torch` starts, the short spin is already in the environment."""
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    code = textwrap.dedent(f"""
+        import os, sys
+        seen = {{}}
+        class Spy:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" and not seen:
+                    seen.update(spin=os.environ.get({GOMP_SPIN_ENV!r}), blocktime=os.environ.get({KMP_BLOCKTIME_ENV!r}))
+                return None
+        sys.meta_path.insert(0, Spy())
+        from enlarge.cli.main import main
+        code = main(["upscale", {str(tmp_path / "in.png")!r}, "--scale", "2", "--model", "bicubic",
+                     "-o", {str(tmp_path / "out.png")!r}])
+        print(seen.get("spin"), seen.get("blocktime"), code)
+    """)
+    env = {key: value for key, value in os.environ.items() if key not in (GOMP_SPIN_ENV, KMP_BLOCKTIME_ENV)}
+    env["PYTHONPATH"] = str(REPO / "src")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.stdout.splitlines()[-1].split() == [SHORT_SPIN, "0", "0"], result.stderr
