@@ -1,7 +1,8 @@
 """Worker processes for the service: models loaded once per worker, a bounded waiting line, a time limit that kills.
 
 Each worker is its own one-process `ProcessPoolExecutor`, so a job that overruns its limit is stopped by killing
-(SIGKILL) that one process; a fresh worker takes its place while the others carry on. Workers are forked from a
+(SIGKILL) that one process; a fresh worker takes its place while the others carry on. Workers end with the server,
+even one killed with SIGKILL (lifetime.py). Workers are forked from a
 forkserver that has already imported torch and the library, so a replacement is ready in a fraction of a second,
 and no worker inherits the server's threads (which `fork` from a running server would). Where there is no
 forkserver (Windows) they are spawned, and each imports torch itself.
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from typing import Any, TypeVar
 
+from enlarge.lifetime import die_with_parent
 from enlarge.serve.errors import QueueFullError, TimeLimitError, WorkerLostError
 
 FORKSERVER = "forkserver"
@@ -39,6 +41,12 @@ DURATION_WEIGHT = 0.2  # weight of the newest job in that running mean
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _start_worker(server: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """In a new worker: end with the server process `server`, then run the pool's initializer."""
+    die_with_parent(watched=server)
+    initializer(*initargs)
 
 
 class _Worker:
@@ -170,7 +178,8 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         """Start one worker and wait (in a thread) until its initializer has run; blocking."""
         executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=self._context, initializer=self._initializer, initargs=self._initargs
+            max_workers=1, mp_context=self._context, initializer=_start_worker,
+            initargs=(os.getpid(), self._initializer, self._initargs),
         )
         try:
             pid = executor.submit(os.getpid).result()
