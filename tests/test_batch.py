@@ -23,6 +23,8 @@ import yaml
 from PIL import Image
 from safetensors.torch import save_file
 
+from conftest import descendants, survivors
+
 from enlarge.batch.runner import run_job
 from enlarge.batch.spec import load_job
 from enlarge.batch.work import ITEM_DELAY_ENV
@@ -296,3 +298,43 @@ def test_spec_errors_are_one_line(
     code = main(["batch", str(job)])
     err = capsys.readouterr().err.splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {job}: ") and message in err[0], err
+
+
+ORPHAN_WAIT_S = 5.0  # the workers' parent watch checks every second
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
+    """kill -9 of the driver alone (not its group): its pool workers and the resource tracker go too."""
+    make_images(tmp_path / "in", IMAGES)
+    job = write_job(
+        tmp_path / "job.yaml", input={"folder": "in"}, model={"name": "bicubic", "scale": SCALE},
+        output={"folder": "out"}, run={"workers": 2, "threads": 1},
+    )
+    driver = batch_process(job, delay=ITEM_DELAY_S)
+    deadline = time.monotonic() + TIMEOUT_S
+    out = tmp_path / "out"
+    while len(visible_files(out) if out.exists() else ()) < 1:
+        assert driver.poll() is None, "the job ended before it could be killed"
+        assert time.monotonic() < deadline, "no outputs appeared"
+        time.sleep(0.05)
+    children = descendants(driver.pid)
+    assert len(children) >= 2  # the workers (and the resource tracker)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(TIMEOUT_S)
+    assert survivors(children, ORPHAN_WAIT_S) == []
+
+
+def test_an_item_over_its_time_limit_fails_and_the_job_resumes(tmp_path: Path, capsys) -> None:
+    inputs = make_images(tmp_path / "in", 3)
+    job = write_job(
+        tmp_path / "job.yaml", input={"folder": "in"}, model={"name": "bicubic", "scale": SCALE},
+        output={"folder": "out", "naming": "{stem}_x{scale}.{ext}"}, run={"workers": 1},
+    )
+    code, report, _ = run_cli(capsys, job, "--item-timeout", "1e-9")  # over the limit at the first tile's end
+    assert code != 0 and report["done"] == [] and len(report["failed"]) == len(inputs)
+    assert all("run.item_timeout_s" in entry["reason"] for entry in report["failed"])
+    code, report, _ = run_cli(capsys, job)  # without the limit, the failed items are done
+    assert code == 0 and len(report["done"]) == len(inputs)
+    assert outputs(tmp_path / "out") == reference(inputs, tmp_path / "ref")

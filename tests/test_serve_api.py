@@ -11,7 +11,10 @@ import asyncio
 import dataclasses
 import io
 import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -25,15 +28,18 @@ from PIL import Image
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
+from conftest import REPO, descendants, survivors
 from enlarge.engine.adaptive import CALIBRATION_KEY, block_errors, fit_calibration, little_model
 from enlarge.errors import ConfigError, ModelError
 from enlarge.models.card import ModelCard
 from enlarge.models.registry import LoadedModel, build, describe
+from enlarge.models.specs import DEFAULT_MODEL
 from enlarge.serve import ServeConfig, create_app
 from enlarge.serve.errors import QueueFullError, TimeLimitError, WorkerLostError
 from enlarge.serve.pool import KILL_GRACE_S, WorkerPool
 from enlarge.serve.worker import Job, add_model, enlarge_job, init_worker
 from enlarge.sizing import FITS, PIXELS_PER_MP, SizeRequest
+from enlarge.threads import usable_cpus
 
 with warnings.catch_warnings():  # Starlette's notice that it prefers httpx2 to the installed httpx
     warnings.simplefilter("ignore", UserWarning)
@@ -45,6 +51,8 @@ MAX_INPUT_MP = 0.01  # 10,000 pixels: a 100x100 input
 MAX_INPUT_PIXELS = int(MAX_INPUT_MP * PIXELS_PER_MP)
 MAX_OUTPUT_MP = 0.25
 TIGHT_TIMEOUT_S = 0.5
+ORPHAN_WAIT_S = 5.0  # the workers' parent watch checks every second
+ISSUE_TIMEOUT_S = 2.0  # the limit of the report in issue 19
 SLOW_INPUT = (1000, 1000)  # ×4 is 16 MP in many tiles: far longer than TIGHT_TIMEOUT_S on any CPU
 SLOW_SCALE = 4
 WAIT_S = 30.0  # for a worker to start or a job to show up in /healthz
@@ -392,6 +400,44 @@ def test_time_limit_stops_the_job_and_the_server_carries_on(tight: TestClient) -
     assert tight.post("/v1/upscale", files=upload(image_bytes()), data=quick).status_code == 200
 
 
+def test_a_request_right_after_a_timed_out_one_is_served() -> None:
+    """Issue 19: the job that overran is killed and its worker replaced, and the next request, sent at once (not
+    after the replacement is up), gets the fresh worker with the default model already loaded and warm."""
+    config = ServeConfig(workers=1, queue=1, timeout_s=ISSUE_TIMEOUT_S)
+    with TestClient(create_app(config)) as client:
+        files, fields = slow_upload()
+        assert_json_error(client.post("/v1/upscale", files=files, data=fields), 504)
+        response = client.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2"})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-enlarge-model"] == DEFAULT_MODEL
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_server() -> None:
+    """kill -9 of `enlarge serve`: its forkserver, workers and resource tracker go too."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "enlarge", "serve", "--port", "0", "--workers", "2"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in server.stderr:  # uvicorn says so once the workers are up
+            if "Application startup complete" in line:
+                break
+        children = descendants(server.pid)
+        assert len(children) >= 3  # forkserver, two workers (and the resource tracker)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(WAIT_S)
+    assert survivors(children, ORPHAN_WAIT_S) == []
+
+
+def test_automatic_workers_fit_the_machine() -> None:
+    config = ServeConfig(workers=0)
+    assert 1 <= config.workers <= usable_cpus()
+    assert config.threads_per_worker >= 1
+
+
 def test_pool_kills_a_runaway_job_and_replaces_its_worker() -> None:
     """A job stuck where the engine cannot check the clock (here: a sleep) is stopped by killing its process."""
 
@@ -425,7 +471,7 @@ def test_pool_kills_a_runaway_job_and_replaces_its_worker() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"workers": 0}, {"queue": -1}, {"token": " "}, {"timeout_s": 0.0}, {"max_upload_mb": float("nan")}],
+    [{"workers": -1}, {"queue": -1}, {"token": " "}, {"timeout_s": 0.0}, {"max_upload_mb": float("nan")}],
 )
 def test_bad_settings_fail_at_start(settings: dict) -> None:
     with pytest.raises(ConfigError):

@@ -29,3 +29,7 @@ class ModelError(EnlargeError):
 
 class ConfigError(EnlargeError):
     """A configuration file (training, batch job) is missing a field or has an invalid value."""
+
+
+class DeadlineError(EnlargeError):
+    """An enlargement ran past the time limit it was given and was stopped (deadline.py)."""

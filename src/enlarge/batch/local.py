@@ -1,27 +1,24 @@
 """The local engine: a pool of worker processes on this machine, each loading the model once (pool initializer).
 
-`workers: 0` sizes the pool to the cores (at `threads` each) and to the memory available (WORKER_BASE_BYTES for
-interpreter, torch and model, plus BYTES_PER_OUTPUT_PIXEL for each pixel of the job's largest output), never
-above the number of items. Workers are spawned, not forked: a fork of a process whose torch threads are running
-can hang. A worker that dies breaks a ProcessPoolExecutor for good, so the engine starts a new pool and hands the
-items that were in flight back as failures, for the runner to retry.
+`workers: 0` sizes the pool to the CPUs other programs leave free (at `threads` each) and to the memory available
+for the job's largest output (threads.py), never above the number of items. Workers are spawned, not forked: a
+fork of a process whose torch threads are running can hang; they die with the driver, even one killed with
+SIGKILL (lifetime.py). A worker that dies breaks a ProcessPoolExecutor for good, so the engine starts a new pool
+and hands the items that were in flight back as failures, for the runner to retry.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import Any
 
 from enlarge.batch.work import ItemWorker, Outcome, Task, WorkerConfig
+from enlarge.lifetime import die_with_parent
+from enlarge.threads import free_cpus, worker_bytes, workers_that_fit
 
 IN_FLIGHT_PER_WORKER = 2  # one running, one waiting: no worker idles on the driver, and memory stays bounded
-WORKER_BASE_BYTES = 512 * 2**20
-BYTES_PER_OUTPUT_PIXEL = 64  # float32 RGB(A) planes at a few stages of the Upscaler, plus the encoder's copy
-MEMINFO = Path("/proc/meminfo")
 START_METHOD = "spawn"
 
 _worker: ItemWorker | None = None  # this worker process's model, made by the pool initializer
@@ -29,6 +26,7 @@ _worker: ItemWorker | None = None  # this worker process's model, made by the po
 
 def _start_worker(config: WorkerConfig) -> None:
     global _worker
+    die_with_parent()
     _worker = ItemWorker(config)
 
 
@@ -38,31 +36,9 @@ def _process(task: Task) -> Outcome:
     return _worker.process(task)
 
 
-def cpu_count() -> int:
-    """Cores this process may run on (its affinity where the platform tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def available_memory() -> int | None:
-    """Memory available to new processes in bytes (Linux's MemAvailable), None where unknown."""
-    try:
-        for line in MEMINFO.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # the file counts kB
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def auto_workers(threads: int, items: int, peak_output_pixels: int) -> int:
-    """How many workers fit this machine for items whose largest output has `peak_output_pixels`."""
-    workers = max(1, cpu_count() // threads)
-    memory = available_memory()
-    if memory is not None:
-        workers = min(workers, memory // (WORKER_BASE_BYTES + BYTES_PER_OUTPUT_PIXEL * peak_output_pixels))
-    return max(1, min(workers, items))
+    """How many workers of `threads` threads the free CPUs and the memory hold, for outputs of up to that size."""
+    return workers_that_fit(threads, worker_bytes(peak_output_pixels), limit=items, cpus=free_cpus())
 
 
 class LocalEngine:

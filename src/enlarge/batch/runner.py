@@ -286,6 +286,7 @@ def _execute(job: JobSpec, workspace: Workspace, todo: list[Item], params: str, 
         quality=job.output.quality,
         background=job.output.color,
         tmp=workspace.tmp if job.output.write_by == "worker" else None,
+        item_timeout_s=job.run.item_timeout_s,
     )
     engine = _engine(job, config, todo)
     report.workers = engine.workers

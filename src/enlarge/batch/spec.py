@@ -9,7 +9,8 @@ A job file has four sections (see `examples/job.yaml` and `docs/batch.md`):
   an adaptive calibration), `backend` (torch only), `tile`, `precision`, `max_output_mp`;
 - `output`: `folder`, `naming` (placeholders below), `format`, `quality`, `background`, `overwrite`
   (skip | overwrite | error, for files this job did not write), `write_by` (driver | worker);
-- `run`: `engine` (local | ray), `address` (ray), `workers` (0: automatic), `threads` (per worker), `retries`.
+- `run`: `engine` (local | ray), `address` (ray), `workers` (0: automatic), `threads` (per worker), `retries`,
+  `item_timeout_s` (an item still running after it fails with that reason; none: no limit).
 
 Paths in a job file are relative to the file's folder; paths given as flags are relative to the current folder.
 Flags override the file field by field. Every problem is one ConfigError line naming the field.
@@ -87,6 +88,7 @@ FLAG_FIELDS = {
     "workers": ("run", "workers"),
     "threads": ("run", "threads"),
     "retries": ("run", "retries"),
+    "item_timeout": ("run", "item_timeout_s"),
 }
 PATH_FIELDS = {("input", "folder"), ("input", "glob"), ("input", "list"), ("output", "folder")}
 EXCLUSIVE_GROUPS = {"input": INPUT_SOURCES, "model": SIZE_FIELDS}  # a flag from a group replaces the file's
@@ -201,13 +203,16 @@ class OutputSpec(_Section):
 
 
 class RunSpec(_Section):
-    """How the work is spread: engine, cluster address, worker count, threads per worker, retries."""
+    """How the work is spread: engine, cluster address, worker count, threads per worker, retries, item time limit."""
 
     engine: Literal[ENGINES] = ENGINES[0]
     address: str | None = Field(None, description="a Ray address such as auto or HOST:6379 (ray engine)")
     workers: Annotated[int, Field(ge=0)] = Field(AUTO_WORKERS, description="0: automatic")
     threads: Count = Field(DEFAULT_THREADS, description="threads per worker")
     retries: Annotated[int, Field(ge=0)] = DEFAULT_RETRIES
+    item_timeout_s: PositiveNumber | None = Field(
+        None, description="seconds one item may run; past it the item fails, the job goes on (none: no limit)"
+    )
 
     @model_validator(mode="after")
     def _address_needs_ray(self) -> RunSpec:

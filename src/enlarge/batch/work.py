@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enlarge.batch.workspace import sha256_bytes, write_output
-from enlarge.errors import EnlargeError
+from enlarge.deadline import deadline
+from enlarge.errors import DeadlineError, EnlargeError
 from enlarge.imageio import decode_image_bytes, encode_image_bytes
 from enlarge.sizing import Size, SizeRequest
-from enlarge.upscaler import Color, Upscaler, check_encodable
+from enlarge.upscaler import Color, Progress, Upscaler, check_encodable
 
 # Tests only: seconds every item waits before its work, so a test can kill a run part-way. Unset in real use.
 ITEM_DELAY_ENV = "ENLARGE_BATCH_ITEM_DELAY_S"
@@ -38,6 +39,7 @@ class WorkerConfig:
     quality: int | None
     background: Color | None
     tmp: Path | None  # the hidden temp folder when workers write outputs themselves, None when the driver does
+    item_timeout_s: float | None = None  # run.item_timeout_s: past it an item stops and fails
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,16 @@ class ItemWorker:
     def process(self, task: Task) -> Outcome:
         """Decode, enlarge, encode (and write, with `write_by: worker`); typed errors become `Outcome.error`."""
         start = time.perf_counter()
+        progress = self._deadline()
         time.sleep(self._delay)
         config, output = self._config, Path(task.output)
         try:
             decoded = decode_image_bytes(task.data, max_pixels=config.max_pixels, name=task.input)
             plan = config.request.plan((decoded.width, decoded.height))
             check_encodable(decoded, output, config.quality, config.background)
-            enlarged, routed = self._upscaler.upscale_image_routed(decoded, plan, background=config.background)
+            enlarged, routed = self._upscaler.upscale_image_routed(
+                decoded, plan, background=config.background, progress=progress
+            )
             data = encode_image_bytes(enlarged, output.suffix, quality=config.quality, background=config.background)
             if config.tmp is not None:
                 write_output(output, data, config.tmp)
@@ -100,3 +105,12 @@ class ItemWorker:
             seconds=time.perf_counter() - start,
             routed_fraction=routed,
         )
+
+    def _deadline(self) -> Progress | None:
+        """A progress callback that fails the item once it has run `item_timeout_s` (None: no limit)."""
+        limit = self._config.item_timeout_s
+        if limit is None:
+            return None
+        return deadline(limit, lambda: DeadlineError(
+            f"stopped after run.item_timeout_s ({limit:g} s); raise the limit or ask for a smaller output"
+        ))

@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     running.add_argument("--workers", type=int, metavar="N", help="worker processes or actors (0: automatic)")
     running.add_argument("--threads", type=int, metavar="N", help="torch threads per worker")
     running.add_argument("--retries", type=int, metavar="N", help="retries of an item whose worker crashed")
+    running.add_argument(
+        "--item-timeout", type=float, metavar="S", help="seconds one item may run before it is stopped and failed"
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be done and skipped, then stop")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(run=run_command)

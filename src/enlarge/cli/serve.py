@@ -13,13 +13,13 @@ import sys
 
 from enlarge.errors import EnlargeError
 from enlarge.serve.config import (
+    AUTO_WORKERS,
     DEFAULT_MAX_INPUT_MP,
     DEFAULT_MAX_OUTPUT_MP,
     DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT_S,
     ServeConfig,
-    cpu_cores,
 )
 
 DEFAULT_HOST = "127.0.0.1"
@@ -40,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s)")
     parser.add_argument(
-        "--workers", type=int, default=cpu_cores(), metavar="N",
-        help="worker processes, each with the models loaded (default: the cores, %(default)s)",
+        "--workers", type=int, default=AUTO_WORKERS, metavar="N",
+        help="worker processes, each loading models as requests need them (default 0: one per core, as many as "
+        "the memory holds at --max-output-mp; threads per worker: the free CPUs shared out)",
     )
     parser.add_argument(
         "--token", metavar="T",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from enlarge.errors import ConfigError
 from enlarge.sizing import PIXELS_PER_MP
+from enlarge.threads import choose_threads, worker_bytes, workers_that_fit
 
 BYTES_PER_MB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_MB = 20.0
@@ -15,20 +15,18 @@ DEFAULT_MAX_INPUT_MP = 16.0  # smaller than the CLI's: a server enlarges what st
 DEFAULT_MAX_OUTPUT_MP = 16.0  # a 16 MP job peaks near 1 GB of memory in its worker
 DEFAULT_QUEUE = 16  # requests that may wait for a worker beyond those running
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+AUTO_WORKERS = 0
+THREADS_PER_AUTO_WORKER = 1  # a service gains more from jobs in parallel than from threads inside one job
 
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Limits and sizing of one service; every field is an `enlarge serve` flag."""
+    """Limits and sizing of one service; every field is an `enlarge serve` flag.
 
-    workers: int = field(default_factory=cpu_cores)
+    `workers` 0 (automatic) becomes one per core, as many as the memory holds with a job at the output limit each.
+    """
+
+    workers: int = AUTO_WORKERS
     token: str | None = None
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     max_input_mp: float = DEFAULT_MAX_INPUT_MP
@@ -37,8 +35,8 @@ class ServeConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 (automatic) or more, got {self.workers}")
         if self.queue < 0:
             raise ConfigError(f"--queue must be 0 or more, got {self.queue}")
         if self.token is not None and not self.token.strip():
@@ -51,6 +49,9 @@ class ServeConfig:
         ):
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{flag} must be a positive number, got {value}")
+        if self.workers == AUTO_WORKERS:
+            per_worker = worker_bytes(int(self.max_output_mp * PIXELS_PER_MP))
+            object.__setattr__(self, "workers", workers_that_fit(THREADS_PER_AUTO_WORKER, per_worker))
 
     @property
     def max_upload_bytes(self) -> int:
@@ -62,5 +63,5 @@ class ServeConfig:
 
     @property
     def threads_per_worker(self) -> int:
-        """Torch threads for each worker: the cores shared out, at least one."""
-        return max(1, cpu_cores() // self.workers)
+        """Torch threads for each worker: the CPUs free now shared out, at least one (threads.py)."""
+        return choose_threads(workers=self.workers)

@@ -1,4 +1,8 @@
-"""What runs inside a worker process: the models, loaded once per process, and one enlargement per job.
+"""What runs inside a worker process: the models, each loaded on first use, and one enlargement per job.
+
+A worker starts with only the default model, loaded and run once on a tiny image (so a fresh worker, such as
+the replacement of one killed for overrunning, answers its first request as fast as any other); any other model
+is loaded the first time a job asks for it, so a worker holds only what its requests use.
 
 Decoding, enlarging and encoding all happen here, never in the server's event loop. A job carries its own time
 limit: the engine's progress callback checks it between tiles and stops the work early, which keeps the worker
@@ -15,18 +19,24 @@ import signal
 import time
 from dataclasses import dataclass
 
-from enlarge.engine.render import Progress
+import numpy as np
+import torch
+
+from enlarge.deadline import deadline
 from enlarge.errors import OutputError
-from enlarge.imageio import decode_image_bytes, encode_image_bytes
+from enlarge.imageio import DecodedImage, decode_image_bytes, encode_image_bytes
 from enlarge.models.registry import LoadedModel
+from enlarge.models.specs import DEFAULT_MODEL
 from enlarge.serve.errors import TimeLimitError
 from enlarge.sizing import Size, SizeRequest
 from enlarge.upscaler import Upscaler
 
 FORMATS_WITHOUT_ALPHA = frozenset({"jpeg"})
 UPLOAD_NAME = "the uploaded file"  # how decoding errors name the input
+WARMUP_SIDE = 16  # pixels of the image a new worker enlarges once, so its first job pays no first-call costs
+WARMUP_SCALE = 2
 
-_UPSCALERS: dict[str, Upscaler] = {}  # this process's models by name, filled by `init_worker`
+_UPSCALERS: dict[str, Upscaler] = {}  # this process's loaded models by name (the app sends only offered names)
 _ADAPTIVE: dict[str, Upscaler] = {}  # the same models run adaptively, built by the first adaptive job of each
 
 
@@ -56,15 +66,19 @@ class JobResult:
 
 
 def init_worker(models: tuple[str, ...], threads: int) -> None:
-    """Load every offered model once; Ctrl-C is left to the server, which stops its workers itself."""
+    """Run on `threads` threads; of the offered `models`, load and warm the default now (the others on first use).
+
+    Ctrl-C is left to the server, which stops its workers itself.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in models:
-        add_model(name, threads)
+    torch.set_num_threads(threads)
+    if DEFAULT_MODEL in models:
+        _warm(add_model(DEFAULT_MODEL))
 
 
-def add_model(model: str | LoadedModel, threads: int | None = None) -> str:
+def add_model(model: str | LoadedModel) -> str:
     """Load `model` (a registered name, or a model already built) into this process; returns its name."""
-    upscaler = Upscaler(model, threads=threads)
+    upscaler = Upscaler(model)
     name = upscaler.model.descriptor.name
     _UPSCALERS[name] = upscaler
     _ADAPTIVE.pop(name, None)
@@ -74,8 +88,8 @@ def add_model(model: str | LoadedModel, threads: int | None = None) -> str:
 def enlarge_job(job: Job) -> JobResult:
     """Decode, plan, enlarge and encode one upload; typed `EnlargeError`s for everything a client can cause."""
     start = time.perf_counter()
-    check_deadline = _deadline(job.time_limit_s)
-    upscaler = _adaptive(job.model) if job.adaptive else _UPSCALERS[job.model]
+    check_deadline = deadline(job.time_limit_s, lambda: TimeLimitError.after(job.time_limit_s))
+    upscaler = _adaptive(job.model) if job.adaptive else _loaded(job.model)
     decoded = decode_image_bytes(job.data, max_pixels=job.max_input_pixels, name=UPLOAD_NAME)
     plan = job.request.plan((decoded.width, decoded.height))
     if decoded.has_alpha and job.format in FORMATS_WITHOUT_ALPHA:
@@ -86,19 +100,23 @@ def enlarge_job(job: Job) -> JobResult:
     return JobResult(data, upscaler.method(plan), plan.input_size, plan.final_size, seconds, routed)
 
 
+def _loaded(name: str) -> Upscaler:
+    """The Upscaler of model `name`, loaded by the first job that asks for it."""
+    if name not in _UPSCALERS:
+        add_model(name)
+    return _UPSCALERS[name]
+
+
 def _adaptive(name: str) -> Upscaler:
-    """The adaptive Upscaler of loaded model `name`, sharing its module; ModelError if it cannot route."""
+    """The adaptive Upscaler of model `name`, sharing its loaded module; ModelError if it cannot route."""
     if name not in _ADAPTIVE:
-        _ADAPTIVE[name] = Upscaler(_UPSCALERS[name].model, adaptive=True)
+        _ADAPTIVE[name] = Upscaler(_loaded(name).model, adaptive=True)
     return _ADAPTIVE[name]
 
 
-def _deadline(limit_s: float) -> Progress:
-    """A progress callback that raises `TimeLimitError` at the first tile boundary after `limit_s` seconds."""
-    deadline = time.monotonic() + limit_s
-
-    def check(done: int, total: int) -> None:
-        if time.monotonic() > deadline:
-            raise TimeLimitError.after(limit_s)
-
-    return check
+def _warm(name: str) -> None:
+    """Enlarge a tiny image once, so the kernels' first-call set-up happens before any request waits on it."""
+    upscaler = _UPSCALERS[name]
+    pixels = np.zeros((WARMUP_SIDE, WARMUP_SIDE, 3), dtype=np.float32)
+    plan = SizeRequest(scale=WARMUP_SCALE).plan((WARMUP_SIDE, WARMUP_SIDE))
+    upscaler.upscale_image(DecodedImage(pixels), plan)
