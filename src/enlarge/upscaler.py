@@ -4,11 +4,12 @@ Front-ends hand it decoded images or file paths and a `SizeRequest`; it runs the
 out. What it does around the model:
 
 - **colour channels**: grayscale (L, LA) is replicated to RGB for the model and averaged back to one channel;
-- **alpha**: the colour is enlarged premultiplied by alpha, and un-premultiplied afterwards (colour set to 0 where
-  alpha is below `ALPHA_FLOOR`), so transparent pixels, whose stored colour is often black, cannot bleed a dark
-  halo into the edges. Alpha itself goes through the **same model** (replicated to RGB, averaged back): dividing a
-  sharpened colour by a softer alpha would leave a dark rim just outside every edge. A constant alpha (an opaque
-  RGBA file) skips both steps;
+- **alpha**: the colour is enlarged premultiplied by alpha, and un-premultiplied afterwards, so transparent pixels,
+  whose stored colour is often black, cannot bleed a dark halo into the edges. Alpha itself goes through the
+  **same model** (replicated to RGB, averaged back): dividing a sharpened colour by a softer alpha would leave a
+  dark rim just outside every edge. `fidelity.py` then keeps alpha inside its local input range (no ringing) and
+  the colour of faint pixels inside that of their visible neighbours. A constant alpha (an opaque RGBA file)
+  skips all of it;
 - **shrinking**: the model only ever enlarges; an axis that shrinks is resampled with Pillow's antialiased
   Lanczos filter (after the model, for a stretch that enlarges one axis and shrinks the other);
 - output clamped to [0, 1]; bit depth, ICC profile and EXIF carried to the result.
@@ -30,12 +31,13 @@ from enlarge.engine.adaptive import Routing, check_routable, render_adaptive
 from enlarge.engine.precision import BF16, resolve_precision
 from enlarge.engine.render import PRECISIONS, Progress, render
 from enlarge.errors import EnlargeError, InputError, SizeError
+from enlarge.fidelity import unpremultiply
 from enlarge.imageio import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, encode_image_bytes, read_image, write_image
 from enlarge.models.contract import LoadedModel
 from enlarge.models.registry import load_model
 from enlarge.models.specs import DEFAULT_MODEL
 from enlarge.paths import check_output
-from enlarge.pixels import MAX_8_BIT, Color, lanczos, pad, to_rgb
+from enlarge.pixels import Color, lanczos, pad, to_rgb
 from enlarge.sizing import DEFAULT_PAD_COLOR, Size, SizePlan, SizeRequest
 
 __all__ = [
@@ -53,7 +55,6 @@ __all__ = [
 
 TORCH_BACKEND, ONNX_BACKEND = "torch", "onnx"
 BACKENDS = (TORCH_BACKEND, ONNX_BACKEND)  # onnx: the exported graphs run by onnxruntime (CPU, fp32)
-ALPHA_FLOOR = 0.5 / MAX_8_BIT  # below half an 8-bit step a pixel is invisible: its colour is set to 0
 
 
 @dataclass(frozen=True)
@@ -281,24 +282,33 @@ class Upscaler:
         premultiply = alpha is not None and not constant_alpha
         passes = 2 if premultiply else 1
         colour_in = colour * alpha if premultiply else colour
-        out = self._resample(to_rgb(colour_in), size, _pass_progress(progress, 0, passes), model, report)
+        # premultiplied passes stay unclamped until unpremultiply: a clamp on one pass only would skew their ratio
+        out = self._resample(
+            to_rgb(colour_in), size, _pass_progress(progress, 0, passes), model, report, clamp=not premultiply
+        )
         if alpha is None:
             channels = [out]
         elif constant_alpha:
             channels = [out, np.full((size[1], size[0], 1), alpha.flat[0], dtype=np.float32)]
         else:
-            out_alpha = self._resample(to_rgb(alpha), size, _pass_progress(progress, 1, passes), model, report)
-            out_alpha = np.clip(out_alpha.mean(axis=-1, keepdims=True), 0.0, 1.0)
-            safe = np.maximum(out_alpha, ALPHA_FLOOR)
-            out = np.where(out_alpha >= ALPHA_FLOOR, np.clip(out, 0.0, None) / safe, 0.0)
-            channels = [out, out_alpha]
+            out_alpha = self._resample(
+                to_rgb(alpha), size, _pass_progress(progress, 1, passes), model, report, clamp=False
+            )
+            channels = list(unpremultiply(to_rgb(colour), alpha, out, out_alpha.mean(axis=-1, keepdims=True)))
         channels[0] = channels[0].mean(axis=-1, keepdims=True) if gray else channels[0]
         return np.clip(np.concatenate(channels, axis=-1), 0.0, 1.0)
 
     def _resample(
-        self, rgb: np.ndarray, size: Size, progress: Progress | None, model: LoadedModel, report: _Report
+        self,
+        rgb: np.ndarray,
+        size: Size,
+        progress: Progress | None,
+        model: LoadedModel,
+        report: _Report,
+        clamp: bool = True,
     ) -> np.ndarray:
-        """H×W×3 → size: the model up to the larger of input and target on each axis, then Lanczos down.
+        """H×W×3 → size: the model up to the larger of input and target on each axis (clamped to [0, 1] unless
+        `clamp` is False), then Lanczos down.
 
         Adaptive where asked and the model has a little path; the first pass's routed share goes in `report`.
         """
@@ -318,7 +328,8 @@ class Upscaler:
                     model, lr.to(self.device), (grown[1], grown[0]),
                     tile=self.tile, precision=self.precision, progress=progress,
                 )
-            rgb = out[0].float().clamp_(0.0, 1.0).permute(1, 2, 0).cpu().numpy()
+            out = out[0].float()
+            rgb = (out.clamp_(0.0, 1.0) if clamp else out).permute(1, 2, 0).cpu().numpy()
         if grown != size:
             rgb = lanczos(rgb, size)
         return rgb
