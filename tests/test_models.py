@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_official_rdn_layout_matches_our_module():
 def test_foreign_and_corrupt_checkpoints_raise_model_error(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ModelError, match="not a loadable checkpoint"):
+    with pytest.raises(ModelError, match="not a model file"):
         load_model(junk)
     foreign = tmp_path / "foreign.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
@@ -65,6 +66,70 @@ def test_foreign_and_corrupt_checkpoints_raise_model_error(tmp_path):
         load_model(foreign)
     with pytest.raises(ModelError, match="unknown model"):
         load_model("no-such-model")
+
+
+LIIF_SPEC = {
+    "name": "liif",
+    "args": {
+        "encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
+        "imnet_spec": {"name": "mlp", "args": {"hidden_list": [256, 256, 256, 256]}},
+    },
+}
+
+
+def bad_model_files(folder):
+    """Every kind of bad `--model` file issue 19 met or could meet, with the words its one line must hold."""
+    import pickle
+
+    from enlarge.models.specs import SPECS as specs
+    from enlarge.models.specs import bundled_weights
+
+    cases = {}
+    text = folder / "notes.txt"
+    text.write_text("hello\n")  # read as a legacy pickle this was `KeyError: 101`
+    cases[text] = "not a model file"
+    cases[Path("/etc/passwd")] = "not a model file"
+    truncated = folder / "cut.pth"
+    torch.save({"model": {**LIIF_SPEC, "sd": {"w": torch.zeros(64)}}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    cases[truncated] = "not a loadable checkpoint"
+    plain = folder / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"x": 1}, protocol=2))
+    cases[plain] = "not a loadable checkpoint"
+    layout = folder / "layout.pth"
+    torch.save({"model": {"name": "liif", "args": 5, "sd": {}}}, layout)
+    cases[layout] = "layout is not LIIF"
+    values = folder / "values.pth"
+    torch.save({"model": {**LIIF_SPEC, "sd": {"w": 3}}}, values)
+    cases[values] = "not named tensors"
+    wrong = folder / "wrong.pth"
+    torch.save({"model": {**LIIF_SPEC, "sd": {"w": torch.zeros(2)}}}, wrong)
+    cases[wrong] = "does not match its architecture"
+    weights = bundled_weights(specs["lite"])
+    if weights is not None:
+        cut = folder / "cut.safetensors"
+        cut.write_bytes(weights.read_bytes()[:1000])
+        (folder / "cut.json").write_text(weights.with_suffix(".json").read_text())
+        cases[cut] = "corrupt or not safetensors"
+        other = folder / "other.safetensors"
+        other.write_bytes(weights.read_bytes())
+        card = weights.with_suffix(".json").read_text().replace('"n_feats": 32', '"n_feats": 16')
+        (folder / "other.json").write_text(card)
+        cases[other] = "does not match its architecture"
+    return cases
+
+
+def test_every_bad_model_file_is_one_model_error(tmp_path):
+    for path, words in bad_model_files(tmp_path).items():
+        with pytest.raises(ModelError, match=words):
+            load_model(path)
+
+
+def test_an_unknown_name_suggests_the_nearest():
+    with pytest.raises(ModelError, match="did you mean 'lite'"):
+        load_model("liet")
+    with pytest.raises(ModelError, match="is a folder"):
+        load_model(Path(__file__).parent)
 
 
 def test_weighted_models_never_run_random():
@@ -141,3 +206,12 @@ def test_rdn_inference_path_equals_the_training_path(channels_last: bool) -> Non
         fast = encoder(x)
     assert fast.shape == reference.shape
     assert torch.allclose(fast, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tile_narrower_than_the_margin_is_widened_to_it():
+    """Tiny tiles cannot multiply the work: a core is never narrower than the receptive-field margin."""
+    from enlarge.engine.tiling import plan_tiles
+
+    margin = 12
+    plan = plan_tiles((64, 48), (128, 96), tile=2, margin=margin)
+    assert len(plan.jobs) == 6 * 4  # cores of 12 pixels, not 32 × 24 cores of 2

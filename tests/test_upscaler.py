@@ -16,6 +16,7 @@ from enlarge.models.registry import LoadedModel, build, describe
 from enlarge.sizing import SizeRequest
 from enlarge.catalogue import list_models
 from enlarge.devices import resolve_device
+from enlarge.engine.tiling import MIN_TILE
 from enlarge.paths import expand_inputs, plan_outputs
 from enlarge.upscaler import DEFAULT_MODEL, Upscaler
 
@@ -90,11 +91,11 @@ def test_rgba_gray_and_colour_through_a_model_are_clamped(bicubic: Upscaler) -> 
 @pytest.mark.parametrize("arch", ["liif", "lite"])
 def test_tiled_equals_untiled(arch: str) -> None:
     loaded = tiny_model(arch)
-    image = DecodedImage(noise(13, 17, 4))
-    plan = SizeRequest(scale=2.1).plan((17, 13))
+    image = DecodedImage(noise(26, 34, 4))
+    plan = SizeRequest(scale=2.1).plan((34, 26))
     whole = Upscaler(loaded).upscale_image(image, plan).pixels
     tiles = []
-    tiled = Upscaler(loaded, tile=8).upscale_image(image, plan, progress=lambda d, t: tiles.append((d, t))).pixels
+    tiled = Upscaler(loaded, tile=16).upscale_image(image, plan, progress=lambda d, t: tiles.append((d, t))).pixels
     assert tiles[-1] == (2 * 6, 2 * 6)  # 2×3 tiles, colour then alpha
     np.testing.assert_allclose(tiled, whole, atol=ONE_LEVEL)
 
@@ -171,8 +172,9 @@ def test_settings_are_checked() -> None:
             Upscaler("bicubic", device="cuda")
     with pytest.raises(EnlargeError, match="threads"):
         Upscaler("bicubic", threads=0)
-    with pytest.raises(EnlargeError, match="tile"):
-        Upscaler("bicubic", tile=0)
+    for tiny_tile in (0, 2, MIN_TILE - 1):
+        with pytest.raises(EnlargeError, match=f"minimum of {MIN_TILE}"):
+            Upscaler("bicubic", tile=tiny_tile)
     with pytest.raises(EnlargeError, match="precision"):
         Upscaler("bicubic", precision="fp8")
 

@@ -30,6 +30,7 @@ from enlarge.devices import resolve_device
 from enlarge.engine.adaptive import Routing, check_routable, render_adaptive
 from enlarge.engine.precision import BF16, resolve_precision
 from enlarge.engine.render import PRECISIONS, Progress, render
+from enlarge.engine.tiling import check_tile
 from enlarge.errors import EnlargeError, InputError, SizeError
 from enlarge.fidelity import unpremultiply
 from enlarge.imageio import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, encode_image_bytes, read_image, write_image
@@ -130,8 +131,7 @@ class Upscaler:
             raise EnlargeError(f"a time budget is for automatic model choice (--model {AUTO})")
         if threads is not None and threads < 1:
             raise EnlargeError(f"threads must be at least 1, got {threads}")
-        if tile is not None and tile < 1:
-            raise EnlargeError(f"tile must be at least 1 LR pixel, got {tile}; omit it for automatic tiles")
+        check_tile(tile)
         if precision is not None and precision not in PRECISIONS:
             raise EnlargeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.tile = tile

@@ -10,10 +10,23 @@ import torch
 
 from enlarge.coords import axis_coords
 from enlarge.engine.query import Frame
+from enlarge.errors import EnlargeError
 
 # Inputs up to this many pixels are encoded whole when no tile size is given.
 AUTO_TILE_MAX_PIXELS = 512 * 512
 AUTO_TILE = 384  # core size (LR pixels) of automatic tiles
+# Smallest tile a user may ask for: a tile is encoded with a margin of the receptive field on every side, so below
+# this the margins are nearly all of the work (lite at 2 pixels: 400× the untiled cost).
+MIN_TILE = 16
+
+
+def check_tile(tile: int | None) -> None:
+    """EnlargeError unless `tile` is None (automatic) or at least MIN_TILE input pixels."""
+    if tile is not None and tile < MIN_TILE:
+        raise EnlargeError(
+            f"tile size {tile} is below the minimum of {MIN_TILE} input pixels; give at least {MIN_TILE}, "
+            "or leave it unset for automatic tiles"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,9 +87,11 @@ class TilePlan:
 
 
 def plan_tiles(lr_hw: tuple[int, int], out_size: tuple[int, int], tile: int | None, margin: int) -> TilePlan:
-    """Cut an h×w input into tiles of core `tile` (None: automatic) widened by `margin`, for an H×W output."""
+    """Cut an h×w input into tiles of core `tile` (None: automatic; at least `margin`) widened by `margin`, for an
+    H×W output."""
     h, w = lr_hw
     tile = (tile if tile is not None else auto_tile(h, w)) or max(h, w)
+    tile = max(tile, margin)  # a core narrower than its margins costs more than 9× the untiled work
     rows, cols = axis_coords(out_size[0]), axis_coords(out_size[1])
     rows_lr, cols_lr = (rows + 1) / 2 * h, (cols + 1) / 2 * w
     jobs = []

@@ -50,15 +50,21 @@ def load_official(path: Path) -> LoadedModel:
     source = str(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError):
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, UnicodeDecodeError):  # a damaged pickle or zip fails in any of these ways
         # PyTorch's own message suggests weights_only=False, which would run untrusted code: never pass it on
         raise ModelError(f"{source} is not a loadable checkpoint (corrupt, or not a PyTorch file)") from None
     spec = ckpt.get("model") if isinstance(ckpt, dict) else None
     if not isinstance(spec, dict) or "sd" not in spec:
         raise ModelError(f"{source} is not an official LIIF checkpoint (no 'model' with 'sd'); use .safetensors")
-    config = config_from_spec(spec, source)
+    try:
+        config = config_from_spec(spec, source)
+        state = {k: v for k, v in spec["sd"].items() if not k.startswith(IGNORED_PREFIXES)}
+    except (AttributeError, TypeError):  # a field of the wrong type somewhere in the nested layout
+        raise ModelError(f"{source} is not an official LIIF checkpoint (its layout is not LIIF's); use .safetensors") from None
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()):
+        raise ModelError(f"{source}: its state dict holds entries that are not named tensors; not a LIIF checkpoint")
     module = build("liif", config)
-    state = {k: v for k, v in spec["sd"].items() if not k.startswith(IGNORED_PREFIXES)}
     load_state_strict(module, state, source)
     name = f"liif-{ckpt['model']['args']['encoder_spec']['name']}:{path.name}"
     return LoadedModel(module.eval(), describe(name, "liif", config, module, has_weights=True, source=source))

@@ -8,6 +8,7 @@ names are importable from here too, as they always were.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from enlarge.errors import ModelError
@@ -33,6 +34,9 @@ from enlarge.models.specs import (
     bundled_weights,
     register_spec,
 )
+
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_MAGIC = b"\x80"  # the PROTO opcode that starts every pickle of protocol 2 and later (legacy torch.save)
 
 __all__ = [
     "ARCHS",
@@ -62,13 +66,13 @@ __all__ = [
 def create(name: str, pretrained: bool = True) -> LoadedModel:
     """Build a registered model; with `pretrained`, load its bundled weights or refuse (never random as trained)."""
     if name not in SPECS:
-        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))} (or pass a weights file path)")
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))} (or give a weights file path)")
     spec = SPECS[name]
     if pretrained and spec.needs_weights:
         path = bundled_weights(spec)
         if path is None:
             raise ModelError(
-                f"model {name!r} has no bundled weights; pass a checkpoint with --model PATH "
+                f"model {name!r} has no bundled weights; give the path of a checkpoint instead "
                 "(an official LIIF .pth or our .safetensors)"
             )
         return load_safetensors(path)
@@ -96,17 +100,40 @@ def load_safetensors(path: Path) -> LoadedModel:
 
 
 def load_model(name_or_path: str | Path) -> LoadedModel:
-    """A registered name, our `.safetensors` (card beside it), or an official LIIF `.pth` checkpoint."""
+    """A registered name, our `.safetensors` (card beside it), or an official LIIF `.pth` checkpoint.
+
+    Anything else is refused with one ModelError line before a loader sees it: an unknown name (with the
+    nearest registered one), a folder, an unreadable file, or a file that is neither a PyTorch checkpoint
+    nor safetensors.
+    """
     text = str(name_or_path)
     if text in SPECS:
         return create(text)
     path = Path(text).expanduser()
     if not path.exists():
+        close = difflib.get_close_matches(text, list(SPECS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ModelError(
-            f"unknown model {text!r}: not a registered name ({', '.join(sorted(SPECS))}) nor an existing file"
+            f"unknown model {text!r}: not a registered name nor an existing file; {hint}"
+            f"known: {', '.join(sorted(SPECS))}"
         )
     if path.is_dir():
-        raise ModelError(f"model path {path} is a folder; pass a .safetensors or .pth file")
+        raise ModelError(f"model path {path} is a folder; give a .safetensors or .pth file")
     if path.suffix == WEIGHTS_SUFFIX:
         return load_safetensors(path)
+    if not _looks_like_checkpoint(path):
+        raise ModelError(
+            f"{path} is not a model file: expected our .safetensors weights (with the .json card beside them) "
+            "or an official LIIF .pth checkpoint"
+        )
     return load_official(path)
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    """Whether `path` starts as a PyTorch checkpoint does: a zip archive (torch.save since 1.6) or a pickle."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(len(ZIP_MAGIC))
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}; check its permissions") from None
+    return head.startswith((ZIP_MAGIC, PICKLE_MAGIC))
