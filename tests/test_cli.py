@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from enlarge.cli.main import main
@@ -79,7 +80,7 @@ def test_batch_goes_on_past_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFix
     code, out, err = run(capsys, "upscale", good_a, bad, good_b, "--scale", "2")
     assert code != 0
     assert len(out) == 2 and (tmp_path / "a_x2.png").is_file() and (tmp_path / "b_x2.png").is_file()
-    assert len(err) == 1 and err[0].startswith(f"error: {bad}: ")
+    assert len(err) == 1 and err[0].startswith(f"error: {bad} is not an image")  # the path once, not twice
     assert not (tmp_path / "bad_x2.png").exists()
 
 
@@ -112,6 +113,14 @@ def corrupt_checkpoints(folder: Path) -> None:
     for name in ("x.pth", "x.safetensors", "y.safetensors"):
         (folder / name).write_bytes(np.random.default_rng(1).bytes(4096))
     ModelCard(name="y", arch="lite", config={"n_feats": 8, "n_resblocks": 1, "hidden": 16}).write(folder / "y.json")
+    (folder / "notes.txt").write_text("hello\n")  # as --model this was `KeyError: 101`
+
+
+def float_tiff(folder: Path) -> Path:
+    """A valid TIFF of a kind we do not read: three float32 channels."""
+    path = folder / "float.tif"
+    tifffile.imwrite(path, np.random.default_rng(0).random((12, 10, 3), dtype=np.float32), photometric="rgb")
+    return path
 
 
 # name → (input maker, arguments after the input); {dir} is the test's folder
@@ -137,6 +146,12 @@ BAD_CASES = {
     "bad background": (lambda d: save(d / "a.png", "RGBA"), ["--scale", "2", "--background", "plaid"]),
     "bad quality": (lambda d: save(d / "a.png"), ["--scale", "2", "-o", "{dir}/a.jpg", "--quality", "0"]),
     "bad device": (lambda d: save(d / "a.png"), ["--scale", "2", "--device", "abacus"]),
+    "text file as model": (lambda d: save(d / "a.png"), ["--scale", "2", "--model", "{dir}/notes.txt"]),
+    "/etc/passwd as model": (lambda d: save(d / "a.png"), ["--scale", "2", "--model", "/etc/passwd"]),
+    "folder as model": (lambda d: save(d / "a.png"), ["--scale", "2", "--model", "{dir}"]),
+    "misspelt model": (lambda d: save(d / "a.png"), ["--scale", "2", "--model", "liet"]),
+    "tile below the minimum": (lambda d: save(d / "a.png"), ["--scale", "2", "--tile", "2"]),
+    "float32 tiff": (float_tiff, ["--scale", "2"]),
 }
 
 
@@ -151,6 +166,30 @@ def test_every_bad_input_gets_one_error_line(case: str, tmp_path: Path, capsys: 
     assert out == []
     assert len(err) == 1 and err[0].startswith("error: ") and len(err[0]) > len("error: ") + 10, err
     assert files(tmp_path) == before  # nothing written, not even a temporary
+
+
+def test_messages_name_the_file_once_and_say_unsupported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = float_tiff(tmp_path)
+    _, _, err = run(capsys, "upscale", source, "--scale", "2")
+    assert err[0].count(str(source)) == 1 and "not supported" in err[0] and "corrupt" not in err[0]
+    _, _, err = run(capsys, "upscale", save(tmp_path / "a.png"), "--scale", "2", "--model", "liet")
+    assert "did you mean 'lite'" in err[0]
+
+
+def test_one_output_file_for_several_inputs_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = save(tmp_path / "a.png"), save(tmp_path / "b.png")
+    code, out, err = run(capsys, "upscale", a, b, "--scale", "2", "-o", tmp_path / "two.png")
+    assert code != 0 and out == [] and len(err) == 1 and "names one image file" in err[0] and "(-o)" in err[0]
+    assert not (tmp_path / "two.png").exists()
+
+
+def test_an_output_clash_fails_that_file_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    save(folder / "x.png"), save(folder / "x.bmp"), save(folder / "y.png")
+    code, out, err = run(capsys, "upscale", folder, "--scale", "2", "-o", tmp_path / "out")
+    assert code != 0 and len(out) == 2 and len(err) == 1 and "would be written to" in err[0]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.png", "y.png"]
 
 
 def test_existing_output_needs_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

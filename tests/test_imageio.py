@@ -399,7 +399,7 @@ def test_transparency_to_jpeg_needs_a_background(tmp_path: Path) -> None:
     pixels = np.zeros((16, 16, 4), dtype=np.float32)
     pixels[:, :8] = (0.0, 0.0, 1.0, 1.0)  # left: opaque blue; right: fully transparent
     image = DecodedImage(pixels)
-    expected = r"transparency; JPEG cannot store it: pass --background COLOR or choose \.png"
+    expected = r"transparency, which JPEG cannot store: give a background colour to flatten it onto, or choose \.png"
     with pytest.raises(OutputError, match=expected):
         write_image(tmp_path / "out.jpg", image)
     assert list(tmp_path.iterdir()) == []
@@ -477,7 +477,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "out.png"
     target.write_bytes(b"old")
     image = DecodedImage(np.zeros((2, 2, 3), np.float32))
-    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+    with pytest.raises(OutputError, match="already exists; allow overwriting"):
         write_image(target, image)
     assert target.read_bytes() == b"old"
     assert write_image(target, image, overwrite=True) == target
@@ -647,7 +647,7 @@ def test_too_many_pixels_is_refused_with_both_numbers(tmp_path: Path) -> None:
         read_image(path, max_pixels=100)
     message = one_line(excinfo)
     assert f"{WIDTH}x{HEIGHT} = {WIDTH * HEIGHT:,} pixels" in message and "limit of 100;" in message
-    assert "raise the limit (--max-input-mp) only if you trust this file" in message
+    assert "raise the input limit only if you trust this file" in message
 
 
 def test_pixel_limit_is_checked_from_the_header_before_decoding() -> None:
@@ -719,3 +719,34 @@ def test_shipped_examples_are_readable() -> None:
     sizes = {name: probe_image(EXAMPLES / f"{name}.png")[:2] for name in ("astronaut", "coffee", "chelsea")}
     assert sizes == {"astronaut": (256, 256), "coffee": (600, 400), "chelsea": (451, 300)}
     assert read_image(EXAMPLES / "astronaut.png").mode == "RGB"
+
+
+def test_corrupt_exif_is_one_note_not_a_warning(tmp_path: Path) -> None:
+    """Pillow warns once per unreadable EXIF tag (14 lines on stderr for one camera file): one note instead."""
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    exif[0x010F] = "Camera"
+    data = bytearray(exif.tobytes())
+    data[12:20] = b"\xff" * 8  # the first entry's type and count: nonsense
+    path = tmp_path / "bad_exif.jpg"
+    Image.new("RGB", (8, 6), "red").save(path, exif=bytes(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails the test
+        image = read_image(path)
+    assert image.notes == ["EXIF metadata is partly corrupt; what could be read was kept"]
+
+
+@pytest.mark.parametrize("samples", [
+    np.zeros((6, 8, 3), np.float32),  # float RGB
+    np.zeros((6, 8, 5), np.uint16),  # RGB, alpha and two more channels, 16-bit
+])
+def test_valid_but_unsupported_tiffs_are_called_unsupported_not_corrupt(tmp_path: Path, samples: np.ndarray) -> None:
+    path = tmp_path / "odd.tif"
+    extras = ["unassalpha", "unspecified"] if samples.shape[2] == 5 else None
+    tifffile.imwrite(path, samples, photometric="rgb", planarconfig="contig", extrasamples=extras)
+    with pytest.raises(InputError, match="valid TIFF.*not supported; supported TIFFs hold") as caught:
+        read_image(path)
+    assert "corrupt" not in str(caught.value)
+    path.write_bytes(path.read_bytes()[:-20])  # the same file cut short is damaged, and said to be
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        read_image(path)

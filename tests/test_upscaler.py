@@ -17,7 +17,7 @@ from enlarge.sizing import SizeRequest
 from enlarge.catalogue import list_models
 from enlarge.devices import resolve_device
 from enlarge.engine.tiling import MIN_TILE
-from enlarge.paths import expand_inputs, plan_outputs
+from enlarge.paths import expand_inputs, output_clashes, plan_outputs
 from enlarge.upscaler import DEFAULT_MODEL, Upscaler
 
 TINY_CONFIGS = {
@@ -203,8 +203,13 @@ def test_output_planning(tmp_path: Path) -> None:
     assert folder.is_dir() and [out for _, out in into] == [folder / "a.png", folder / "b.png"]
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.png").write_bytes(b"")
-    with pytest.raises(OutputError, match="both be written"):
-        plan_outputs([tmp_path / "a.png", tmp_path / "sub" / "a.png"], request, folder)
+    clashing = plan_outputs([tmp_path / "a.png", tmp_path / "sub" / "a.png", tmp_path / "b.gif"], request, folder)
+    clashes = output_clashes(clashing)
+    assert list(clashes) == [tmp_path / "sub" / "a.png"]  # only the later one: the first keeps its output
+    assert "as " + str(tmp_path / "a.png") in str(clashes[tmp_path / "sub" / "a.png"])
+    with pytest.raises(OutputError, match="names one image file, but there are 2 inputs"):
+        plan_outputs([tmp_path / "a.png", tmp_path / "b.gif"], request, tmp_path / "two.png")
+    assert not (tmp_path / "two.png").exists()
 
 
 def test_model_list() -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class EnlargeError(Exception):
-    """Base of every error a user can cause and fix; the message says what was wrong and what to do."""
+    """Base of every error a user can cause and fix; the message says what was wrong and what to do.
+
+    Messages name settings in plain words and never a front-end's spelling of them (a CLI flag, a form field):
+    `setting`, when given, is the library's name of the one setting that would change the outcome (`"overwrite"`,
+    `"max_input_mp"`, `"width"`), so each front-end can add its own spelling of it.
+    """
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class InputError(EnlargeError):
@@ -17,6 +26,11 @@ class ImageTooLargeError(InputError):
 
 class OutputError(EnlargeError):
     """An output cannot be written: folder missing or read-only, file exists without overwrite, bad format."""
+
+    @classmethod
+    def exists(cls, path: object) -> OutputError:
+        """The one message for an output that is already there and may not be replaced."""
+        return cls(f"{path} already exists; allow overwriting to replace it, or choose another name", setting="overwrite")
 
 
 class SizeError(EnlargeError):

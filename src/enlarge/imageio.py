@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,7 +67,8 @@ _RGB_CHANNELS = 3
 
 _SNIFF_BYTES = 32
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_KNOWN_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM")
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+_KNOWN_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF87a", b"GIF89a", *_TIFF_SIGNATURES, b"BM")
 _RIFF_TYPE, _RIFF_FORM = slice(0, 4), slice(8, 12)
 _PNG_BIT_DEPTH_OFFSET = 24  # signature (8) + IHDR length (4) + b"IHDR" (4) + width (4) + height (4)
 _PNG_IHDR_END = 33  # signature (8) + IHDR chunk (4 + 4 + 13 + 4)
@@ -148,7 +150,8 @@ _PILLOW_16_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 _MAX_DETAIL_CHARS = 200
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # `<_io.BytesIO object at 0x…>`: no use to a reader
-_UNREADABLE_HEADER = "its header cannot be read"  # what Pillow's "cannot identify image file" means here
+_UNREADABLE_HEADER = "its header cannot be read"
+_EXIF_WARNING = "Corrupt EXIF data"  # the start of Pillow's warning for each EXIF tag it cannot read  # what Pillow's "cannot identify image file" means here
 
 _PILLOW_SETTINGS_LOCK = threading.Lock()
 
@@ -255,20 +258,32 @@ def _open_input(path: Path) -> Iterator[BinaryIO]:
 
 
 @contextmanager
-def _strict_pillow() -> Iterator[None]:
-    """Run Pillow with its own pixel limit lifted and truncated data always an error.
+def _strict_pillow(notes: list[str] | None = None) -> Iterator[None]:
+    """Run Pillow with its own pixel limit lifted, truncated data always an error, and its warnings caught.
 
     Our limit, checked from the header first, replaces Pillow's (whose error or warning would otherwise leak
     with its own wording and threshold), and truncated files must fail rather than be padded with grey. Both are
-    process-wide Pillow settings, so they change only under a lock and are restored afterwards.
+    process-wide Pillow settings, so they change only under a lock and are restored afterwards. What Pillow warns
+    about (corrupt EXIF, say, once per bad tag) becomes one note each in `notes`, never text on stderr.
     """
-    with _PILLOW_SETTINGS_LOCK:
+    with _PILLOW_SETTINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
         try:
             yield
         finally:
             Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+            if notes is not None:
+                for warning in caught:
+                    _add_to(notes, _warning_note(str(warning.message)))
+
+
+def _warning_note(message: str) -> str:
+    """One note for a decoder warning: every corrupt-EXIF warning is the same note."""
+    if _EXIF_WARNING in message:
+        return "EXIF metadata is partly corrupt; what could be read was kept"
+    return f"decoder warning: {_detail(Exception(message))}"
 
 
 def _read_head(stream: BinaryIO, name: str) -> bytes:
@@ -285,6 +300,8 @@ def _open_pillow(stream: BinaryIO, name: str, head: bytes) -> Image.Image:
     try:
         return Image.open(stream)
     except UnidentifiedImageError as exc:
+        if head.startswith(_TIFF_SIGNATURES):
+            _refuse_valid_tiff(stream, name)
         if _has_known_signature(head):  # a known format Pillow could not parse: its header is cut short or broken
             raise InputError(_corrupt_message(name, exc)) from exc
         heif = _heif_kind(head)
@@ -307,6 +324,25 @@ def _open_pillow_once_more(stream: BinaryIO, name: str) -> Image.Image:
         return Image.open(stream)
     except Exception as exc:  # any decoder failure on untrusted bytes means a bad file, never a crash
         raise InputError(_corrupt_message(name, exc)) from exc
+
+
+def _refuse_valid_tiff(stream: BinaryIO, name: str) -> None:
+    """A TIFF that Pillow cannot open but tifffile can parse is valid, only of a kind we do not read: say so."""
+    stream.seek(0)
+    try:
+        with tifffile.TiffFile(stream) as tif:
+            page = tif.pages.first
+            kind = f"{page.samplesperpixel} channel(s) of {page.dtype} samples ({page.photometric.name.lower()})"
+            complete = all(o + n <= tif.filehandle.size for o, n in zip(page.dataoffsets, page.databytecounts))
+    except Exception:  # tifffile cannot parse it either: it is damaged, as Pillow said
+        complete = False
+    stream.seek(0)
+    if not complete:
+        return
+    raise InputError(
+        f"{name} is a valid TIFF with {kind}, which is not supported; supported TIFFs hold gray or RGB, with or "
+        "without alpha, in 8- or 16-bit unsigned samples (float only as one gray channel): convert it to one of those"
+    )
 
 
 def _has_known_signature(head: bytes) -> bool:
@@ -334,7 +370,7 @@ def _register_heif_plugin() -> bool:
 def _decode(stream: BinaryIO, name: str, max_pixels: int) -> DecodedImage:
     """Header → size limit → still-image check → pixels (by the decoder that keeps all bits) → metadata."""
     notes: list[str] = []
-    with _strict_pillow():
+    with _strict_pillow(notes):
         head = _read_head(stream, name)
         with _open_pillow(stream, name, head) as im:
             _check_pixel_limit(im.size, name, max_pixels)
@@ -361,7 +397,8 @@ def _check_pixel_limit(size: tuple[int, int], name: str, max_pixels: int) -> Non
     if width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {width}x{height} = {width * height:,} pixels, above the input limit of {max_pixels:,}; "
-            "raise the limit (--max-input-mp) only if you trust this file"
+            "raise the input limit only if you trust this file",
+            setting="max_input_mp",
         )
 
 
@@ -638,12 +675,12 @@ def write_image(
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name ending in {', '.join(SUPPORTED_OUTPUT_EXTENSIONS)}")
     if path.exists() and not overwrite:
-        raise _exists_error(path)
+        raise OutputError.exists(path)
     try:
         with atomic_file(path, overwrite=overwrite) as stream:
             _encode(stream, image, fmt, quality, background)
     except FileExistsError:
-        raise _exists_error(path) from None
+        raise OutputError.exists(path) from None
     except TempFileError as exc:
         if exc.permission_denied:
             raise OutputError(f"cannot write to folder {folder}: permission denied; choose a writable folder") from exc
@@ -651,10 +688,6 @@ def write_image(
     except OSError as exc:
         raise OutputError(f"could not write {path}: {exc.strerror or exc}; check free space and permissions") from exc
     return path
-
-
-def _exists_error(path: Path) -> OutputError:
-    return OutputError(f"{path} already exists; pass --overwrite to replace it or choose another name")
 
 
 def _format_from_path(path: Path) -> str:
@@ -688,7 +721,11 @@ def _encode(
     if image.has_alpha and background is not None:
         pixels = _flatten(pixels, background)
     elif image.has_alpha and fmt not in _HOLDS_ALPHA:
-        raise OutputError(f"the image has transparency; {fmt} cannot store it: pass --background COLOR or choose .png")
+        raise OutputError(
+            f"the image has transparency, which {fmt} cannot store: give a background colour to flatten it onto, "
+            "or choose .png",
+            setting="background",
+        )
     if pixels.shape[2] < _RGB_CHANNELS and fmt not in _HOLDS_GRAY:
         pixels = np.concatenate([np.repeat(pixels[..., :1], _RGB_CHANNELS, axis=2), pixels[..., 1:]], axis=2)
     bit_depth = image.bit_depth
@@ -815,8 +852,12 @@ def _write_tiff16(stream: BinaryIO, samples: np.ndarray, icc: bytes | None) -> N
 
 
 def _add_note(image: DecodedImage, note: str) -> None:
-    if note not in image.notes:
-        image.notes.append(note)
+    _add_to(image.notes, note)
+
+
+def _add_to(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
 
 
 # ---------------------------------------------------------------------------------------------------- colours

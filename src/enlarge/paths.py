@@ -54,35 +54,49 @@ def expand_inputs(specs: Iterable[str | Path]) -> list[Path]:
 def plan_outputs(
     specs: Iterable[str | Path], request: SizeRequest, output: str | Path | None = None
 ) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for input specs (files, folders, globs) and an optional `-o` file or folder.
+    """(input, output) pairs for input specs (files, folders, globs) and an optional output file or folder.
 
     Without `output`: `NAME_{label}.EXT` beside each input. `output` is a folder (created if missing) when it is
     one already, ends with a separator, or there is more than one input (or a folder or pattern was given); each
-    image keeps its name there. OutputError if two inputs would land on the same output.
+    image keeps its name there. OutputError if several inputs were given but `output` names an image file.
+    Two inputs may land on the same output: `output_clashes` says which, so a run can skip those alone.
     """
     specs = [str(spec) for spec in specs]
     inputs = expand_inputs(specs)
     if output is None:
-        pairs = [
+        return [
             (path, path.parent / output_name(path.stem, request.label, output_extension(path.suffix))) for path in inputs
         ]
-    elif _is_folder_output(str(output), specs, inputs):
-        folder = Path(output).expanduser()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot use {folder} as the output folder ({exc.strerror}); give a writable folder"
-            ) from None
-        pairs = [(path, folder / f"{path.stem}{output_extension(path.suffix)}") for path in inputs]
-    else:
-        pairs = [(path, Path(output).expanduser()) for path in inputs]
-    seen: dict[Path, Path] = {}
+    if not _is_folder_output(str(output), specs, inputs):
+        return [(path, Path(output).expanduser()) for path in inputs]
+    folder = Path(output).expanduser()
+    if not folder.is_dir() and folder.suffix.lower() in INPUT_EXTENSIONS:
+        raise OutputError(
+            f"{folder} names one image file, but there are {len(inputs)} inputs; give a folder for their outputs "
+            f"(e.g. {folder.with_suffix('')}{os.sep}), or one input",
+            setting="output",
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot use {folder} as the output folder ({exc.strerror}); give a writable folder", setting="output"
+        ) from None
+    return [(path, folder / f"{path.stem}{output_extension(path.suffix)}") for path in inputs]
+
+
+def output_clashes(pairs: Iterable[tuple[Path, Path]]) -> dict[Path, OutputError]:
+    """For each input whose output an earlier input already takes, the error to report for it (the first keeps it)."""
+    first: dict[Path, Path] = {}
+    clashes = {}
     for source, target in pairs:
-        if target in seen:
-            raise OutputError(f"{seen[target]} and {source} would both be written to {target}; rename one or omit -o")
-        seen[target] = source
-    return pairs
+        if target in first:
+            clashes[source] = OutputError(
+                f"{source} would be written to {target}, as {first[target]} is; rename one of them"
+            )
+        else:
+            first[target] = source
+    return clashes
 
 
 def _is_folder_output(output: str, specs: list[str], inputs: list[Path]) -> bool:
@@ -99,8 +113,8 @@ def check_output(input: Path, output: Path, overwrite: bool) -> None:
     if output.exists() and input.exists() and output.resolve() == input.resolve():
         raise OutputError(f"output {output} is the input file; choose another output name")
     if output.is_dir():
-        raise OutputError(f"output {output} is a folder; give a file name or use several inputs with -o FOLDER")
+        raise OutputError(f"output {output} is a folder; give a file name for one input", setting="output")
     if output.exists() and not overwrite:
-        raise OutputError(f"output {output} already exists; pass --overwrite to replace it")
+        raise OutputError.exists(output)
     if not output.parent.is_dir():
         raise OutputError(f"output folder {output.parent} does not exist or is not a folder; create it first")

@@ -25,9 +25,7 @@ FITS = ("contain", "cover", "pad", "stretch")
 DEFAULT_FIT = "contain"  # never a silent stretch: the aspect ratio is kept unless asked otherwise
 DEFAULT_MAX_OUTPUT_MP = 200.0
 PIXELS_PER_MP = 1_000_000
-MAX_OUTPUT_FLAG = "--max-output-mp"
 DEFAULT_MAX_INPUT_MP = DEFAULT_MAX_INPUT_PIXELS / PIXELS_PER_MP
-MAX_INPUT_FLAG = "--max-input-mp"
 MAX_SHOWN_SIDE = 10**9  # a size with a longer side is described in words in messages, not as hundreds of digits
 # Colour of the padding added by `--fit pad` when the image has no alpha and no background is given (RGB 0-255).
 DEFAULT_PAD_COLOR = (0, 0, 0)
@@ -89,18 +87,21 @@ class SizeRequest:
     def __post_init__(self) -> None:
         given = [self.scale is not None, self.size is not None, self.width is not None or self.height is not None]
         if sum(given) != 1:
-            raise SizeError("give exactly one of a scale (--scale), a size (--size WxH) or --width/--height")
+            raise SizeError("give exactly one of a scale, a size (WIDTHxHEIGHT), or a width and/or a height")
         if self.scale is not None and (not math.isfinite(self.scale) or self.scale <= 0):
-            raise SizeError(f"scale must be a positive finite number, got {self.scale}; e.g. --scale 2.5")
+            raise SizeError(f"scale must be a positive finite number, got {self.scale}; e.g. 2.5", setting="scale")
         if self.size is not None:
-            _check_sides(self.size, f"size {self.size[0]}x{self.size[1]}")
-        for flag, value in (("--width", self.width), ("--height", self.height)):
+            _check_sides(self.size, f"size {self.size[0]}x{self.size[1]}", "size")
+        for name, value in (("width", self.width), ("height", self.height)):
             if value is not None:
-                _check_sides((value,), f"{flag} {value}")
+                _check_sides((value,), f"{name} {value}", name)
         if self.fit not in FITS:
-            raise SizeError(f"unknown fit {self.fit!r}; use one of {', '.join(FITS)}")
+            raise SizeError(f"unknown fit {self.fit!r}; use one of {', '.join(FITS)}", setting="fit")
         if not math.isfinite(self.max_output_mp) or self.max_output_mp <= 0:
-            raise SizeError(f"{MAX_OUTPUT_FLAG} must be a positive number, got {self.max_output_mp}")
+            raise SizeError(
+                f"the output limit must be a positive number of megapixels, got {self.max_output_mp}",
+                setting="max_output_mp",
+            )
 
     @property
     def target(self) -> Size | None:
@@ -154,8 +155,9 @@ class SizeRequest:
 
     def _over_limit(self, what: str, shown: str) -> SizeError:
         return SizeError(
-            f"{what} {shown} is above the {self.max_output_mp:g} MP limit; "
-            f"ask for a smaller size or raise {MAX_OUTPUT_FLAG}"
+            f"{what} {shown} is above the {self.max_output_mp:g} MP output limit; "
+            "ask for a smaller size or raise the limit",
+            setting="max_output_mp",
         )
 
 
@@ -165,26 +167,26 @@ def parse_scale(text: str) -> float:
     try:
         return float(cleaned)
     except ValueError:
-        raise SizeError(f"scale {text!r} is not a number; e.g. --scale 2.5") from None
+        raise SizeError(f"scale {text!r} is not a number; e.g. 2.5", setting="scale") from None
 
 
 def parse_size(text: str) -> Size:
     """`WxH` (also `W×H`) → (width, height); SizeError if malformed or a side is not at least 1."""
     match = _SIZE_PATTERN.match(text)
     if match is None:
-        raise SizeError(f"size {text!r} is not WIDTHxHEIGHT; e.g. --size 1920x1080")
+        raise SizeError(f"size {text!r} is not WIDTHxHEIGHT; e.g. 1920x1080", setting="size")
     size = (int(match.group(1)), int(match.group(2)))
-    _check_sides(size, f"size {text.strip()}")
+    _check_sides(size, f"size {text.strip()}", "size")
     return size
 
 
-def parse_length(text: str, flag: str) -> int:
-    """A side length for --width / --height; SizeError if not a positive integer."""
+def parse_length(text: str, side: str) -> int:
+    """A side length (`side` is "width" or "height"); SizeError if not a positive integer."""
     try:
         value = int(text.strip())
     except ValueError:
-        raise SizeError(f"{flag} {text!r} is not a whole number of pixels") from None
-    _check_sides((value,), f"{flag} {value}")
+        raise SizeError(f"{side} {text!r} is not a whole number of pixels", setting=side) from None
+    _check_sides((value,), f"{side} {value}", side)
     return value
 
 
@@ -193,9 +195,9 @@ def format_scale(scale: float) -> str:
     return f"{scale:g}"
 
 
-def _check_sides(sides: tuple[int, ...], what: str) -> None:
+def _check_sides(sides: tuple[int, ...], what: str, setting: str) -> None:
     if any(side < 1 for side in sides):
-        raise SizeError(f"{what} has a zero or negative side; every side must be at least 1 pixel")
+        raise SizeError(f"{what} has a zero or negative side; every side must be at least 1 pixel", setting=setting)
 
 
 def _describe_size(w: int, h: int) -> str:
@@ -257,5 +259,7 @@ def _fit(input_size: Size, target: Size, fit: str) -> SizePlan:
 def max_input_pixels(max_input_mp: float) -> int:
     """The input pixel limit for `read_image` from megapixels; SizeError if not a positive number."""
     if not math.isfinite(max_input_mp) or max_input_mp <= 0:
-        raise SizeError(f"{MAX_INPUT_FLAG} must be a positive number, got {max_input_mp}")
+        raise SizeError(
+            f"the input limit must be a positive number of megapixels, got {max_input_mp}", setting="max_input_mp"
+        )
     return int(max_input_mp * PIXELS_PER_MP)

@@ -126,14 +126,14 @@ class Upscaler:
         self.device = resolve_device(device)
         check_backend(backend, model, self.device, precision)
         if (threshold is not None or route_fraction is not None) and not adaptive:
-            raise EnlargeError("a routing threshold or route fraction needs adaptive enlargement (--adaptive)")
+            raise EnlargeError("a routing threshold or route fraction needs adaptive enlargement", setting="adaptive")
         if time_budget is not None and model != AUTO:
-            raise EnlargeError(f"a time budget is for automatic model choice (--model {AUTO})")
+            raise EnlargeError(f"a time budget is for automatic model choice (model {AUTO!r})", setting="time_budget")
         if threads is not None and threads < 1:
-            raise EnlargeError(f"threads must be at least 1, got {threads}")
+            raise EnlargeError(f"threads must be at least 1, got {threads}", setting="threads")
         check_tile(tile)
         if precision is not None and precision not in PRECISIONS:
-            raise EnlargeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+            raise EnlargeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}", setting="precision")
         self.tile = tile
         self.routing = Routing(threshold, route_fraction) if adaptive else None
         self.selector = Selector.bundled(time_budget) if model == AUTO else None
@@ -341,9 +341,14 @@ def check_backend(backend: str, model: object, device: torch.device, precision: 
         raise EnlargeError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if backend == ONNX_BACKEND:
         if model == AUTO:
-            raise EnlargeError(f"--model {AUTO} picks among PyTorch models; name one model for the onnx backend")
+            raise EnlargeError(
+                f"model {AUTO!r} picks among PyTorch models; name one model for the onnx backend", setting="model"
+            )
         if device.type != "cpu" or precision == BF16:
-            raise EnlargeError("the onnx backend runs on the CPU in fp32; drop --device and --precision bf16")
+            raise EnlargeError(
+                "the onnx backend runs on the CPU in fp32; choose the CPU device and fp32, or the torch backend",
+                setting="backend",
+            )
 
 
 def check_encodable(image: DecodedImage, output: Path, quality: int | None, background: Color | None) -> None:

@@ -11,12 +11,13 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tqdm import tqdm
 
 from enlarge.errors import EnlargeError
 from enlarge.imageio import parse_color
-from enlarge.paths import plan_outputs
+from enlarge.paths import output_clashes, plan_outputs
 from enlarge.sizing import (
     DEFAULT_FIT,
     DEFAULT_MAX_INPUT_MP,
@@ -33,6 +34,26 @@ from enlarge.upscaler import BACKENDS, PRECISIONS, TORCH_BACKEND, Progress, Resu
 
 EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
 PROGRESS_DELAY_S = 1.0  # the bar appears only for work that takes longer than this
+# The library's setting names (EnlargeError.setting) → this command's flags, added to its messages.
+FLAGS = {
+    "scale": "--scale",
+    "size": "--size",
+    "width": "--width",
+    "height": "--height",
+    "fit": "--fit",
+    "output": "-o",
+    "overwrite": "--overwrite",
+    "background": "--background",
+    "max_input_mp": "--max-input-mp",
+    "max_output_mp": "--max-output-mp",
+    "model": "--model",
+    "time_budget": "--time-budget",
+    "adaptive": "--adaptive",
+    "threads": "--threads",
+    "tile": "--tile",
+    "precision": "--precision",
+    "backend": "--backend",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,27 +131,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Enlarge every input; returns 0 if all succeeded, EXIT_SOME_FAILED otherwise."""
-    request = SizeRequest(
-        scale=parse_scale(args.scale) if args.scale is not None else None,
-        size=parse_size(args.size) if args.size is not None else None,
-        width=parse_length(args.width, "--width") if args.width is not None else None,
-        height=parse_length(args.height, "--height") if args.height is not None else None,
-        fit=args.fit,
-        max_output_mp=args.max_output_mp,
-    )
-    max_pixels = max_input_pixels(args.max_input_mp)
-    background = parse_color(args.background) if args.background is not None else None
-    threads = choose_threads(args.threads)  # from the CPUs other programs leave free, unless --threads says
-    upscaler = Upscaler(
-        args.model, device=args.device, threads=threads, tile=args.tile, adaptive=args.adaptive,
-        threshold=args.threshold, route_fraction=args.route_fraction, time_budget=args.time_budget,
-        precision=args.precision, backend=args.backend,
-    )
-    pairs = plan_outputs(args.inputs, request, args.output)  # last: it may create the output folder
+    try:
+        request = SizeRequest(
+            scale=parse_scale(args.scale) if args.scale is not None else None,
+            size=parse_size(args.size) if args.size is not None else None,
+            width=parse_length(args.width, "width") if args.width is not None else None,
+            height=parse_length(args.height, "height") if args.height is not None else None,
+            fit=args.fit,
+            max_output_mp=args.max_output_mp,
+        )
+        max_pixels = max_input_pixels(args.max_input_mp)
+        background = parse_color(args.background) if args.background is not None else None
+        threads = choose_threads(args.threads)  # from the CPUs other programs leave free, unless --threads says
+        upscaler = Upscaler(
+            args.model, device=args.device, threads=threads, tile=args.tile, adaptive=args.adaptive,
+            threshold=args.threshold, route_fraction=args.route_fraction, time_budget=args.time_budget,
+            precision=args.precision, backend=args.backend,
+        )
+        pairs = plan_outputs(args.inputs, request, args.output)  # last: it may create the output folder
+    except EnlargeError as exc:  # a setting that applies to every file: nothing is done
+        print(f"error: {describe(exc)}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    clashes = output_clashes(pairs)
     show_progress = not args.json and sys.stderr.isatty()
     failures = 0
     for source, target in pairs:
         try:
+            if source in clashes:
+                raise clashes[source]
             with progress_bar(str(source), show_progress) as progress:
                 result = upscaler.enlarge_file(
                     source, target, request, max_pixels=max_pixels, overwrite=args.overwrite,
@@ -138,12 +166,24 @@ def run(args: argparse.Namespace) -> int:
                 )
         except EnlargeError as exc:
             failures += 1
-            print(f"error: {source}: {exc}", file=sys.stderr)
+            print(f"error: {describe(exc, source)}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"input": str(source), "error": str(exc)}), flush=True)
+                print(json.dumps({"input": str(source), "error": describe(exc)}), flush=True)
             continue
         print(json.dumps(result.to_dict()) if args.json else summary(result), flush=True)
     return EXIT_SOME_FAILED if failures else 0
+
+
+def describe(exc: EnlargeError, source: Path | None = None) -> str:
+    """The error's one line, with this command's flag for the setting it names, and the input file unless the
+    message already names it."""
+    message = str(exc)
+    flag = FLAGS.get(exc.setting or "")
+    if flag is not None:
+        message = f"{message} ({flag})"
+    if source is not None and str(source) not in message:
+        message = f"{source}: {message}"
+    return message
 
 
 def summary(result: Result) -> str:

@@ -25,7 +25,8 @@ def check_tile(tile: int | None) -> None:
     if tile is not None and tile < MIN_TILE:
         raise EnlargeError(
             f"tile size {tile} is below the minimum of {MIN_TILE} input pixels; give at least {MIN_TILE}, "
-            "or leave it unset for automatic tiles"
+            "or leave it unset for automatic tiles",
+            setting="tile",
         )
 
 
