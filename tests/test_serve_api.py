@@ -245,7 +245,26 @@ BAD_FIELDS = [
 @pytest.mark.parametrize(("fields", "status", "says"), BAD_FIELDS, ids=[str(f) for f, _, _ in BAD_FIELDS])
 def test_bad_fields(client: TestClient, fields: dict[str, str], status: int, says: str) -> None:
     response = client.post("/v1/upscale", files=upload(image_bytes()), data=fields)
-    assert says in assert_json_error(response, status)
+    message = assert_json_error(response, status)
+    assert says in message
+    assert "--" not in message  # a library message names settings, never the CLI's flags
+
+
+@pytest.mark.parametrize(("form", "says"), [
+    ([("scale", "2"), ("scael", "3")], "scael: unknown field; the fields are file, scale"),
+    ([("scale", "2"), ("scale", "3")], "scale: given 2 times"),
+    ([("scale", "2"), ("file", ("b.png", b"x", "image/png"))], "file: given 2 times"),
+])
+def test_unknown_and_repeated_fields_are_422(client: TestClient, form: list, says: str) -> None:
+    """A misspelt or repeated field used to be ignored silently (the request then did something else)."""
+    files = [("file", ("photo.png", image_bytes(), "image/png"))]
+    files += [(name, value) for name, value in form if isinstance(value, tuple)]
+    data: dict[str, list[str]] = {}
+    for name, value in form:
+        if not isinstance(value, tuple):
+            data.setdefault(name, []).append(value)
+    response = client.post("/v1/upscale", files=files, data=data)
+    assert says in assert_json_error(response, 422)
 
 
 BAD_FILES = [

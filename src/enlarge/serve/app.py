@@ -8,7 +8,7 @@ response; it holds no enlarging logic. Every error a client can cause comes back
   without a little path);
 - 401: the token is missing or wrong (only when the server has one);
 - 413: the upload, or the image it holds, is above the server's limits;
-- 422: a field of the wrong type, or missing (`file`);
+- 422: a field of the wrong type, missing (`file`), unknown (a misspelt name) or given twice;
 - 429: every worker is busy and the waiting line is full (`Retry-After` says when to retry);
 - 503: a worker died during the job; 504: the job ran past the time limit and was stopped.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -31,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enlarge import __version__
@@ -75,6 +77,8 @@ MAX_NAME_CHARS = 64
 MAX_ECHO_CHARS = 40  # how much of a client's unknown model name an error repeats
 FALLBACK_STEM = "image"
 SIZE_SIDES = ("width", "height")
+# Every field of the upload form, as sent (`format` is the form's name for output_format).
+FORM_FIELDS = ("file", "scale", "width", "height", "fit", "model", "adaptive", "format")
 ROUTED_DIGITS = 4  # decimals of X-Enlarge-Routed-Fraction
 
 
@@ -101,7 +105,7 @@ UPSCALE_RESPONSES: dict[int | str, dict[str, Any]] = {
                 "without a little path (or without an adaptive calibration)"),
     401: _error("Missing or wrong bearer token"),
     413: _error("The upload or its image is above the server's size limits"),
-    422: _error("A field is missing or of the wrong type"),
+    422: _error("A field is missing, of the wrong type, unknown, or given more than once"),
     429: _error("Busy: every worker is working and the waiting line is full; see Retry-After"),
     503: _error("A worker process died during the job; retry"),
     504: _error("The job ran past the server's time limit and was stopped"),
@@ -164,6 +168,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         responses=UPSCALE_RESPONSES,
     )
     async def upscale(
+        http_request: Request,
         file: Annotated[UploadFile, File(description="the image: PNG, JPEG, WEBP, TIFF, BMP or GIF")],
         scale: Annotated[float | None, Form(description="scale factor, e.g. 2.5; or give width/height")] = None,
         width: Annotated[int | None, Form(description="output width; alone, the height keeps the aspect")] = None,
@@ -176,6 +181,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         output_format: Annotated[OutputFormat, Form(alias="format", description="output format")] = DEFAULT_FORMAT,
     ) -> Response:
         """Enlarge `file` by `scale`, or to `width` and/or `height` (with `fit` when both are given)."""
+        _check_form_fields(await http_request.form())
         request = _size_request(scale, width, height, fit, config)
         name = _model_name(model, offered)
         if adaptive and name not in adaptive_models:
@@ -196,6 +202,20 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return Response(result.data, media_type=MEDIA_TYPES[FORMATS[output_format]], headers=headers)
 
     return app
+
+
+def _check_form_fields(form: FormData) -> None:
+    """422 for a field the form does not have (a typo would otherwise be ignored) or one given twice (only one
+    would be used), named in the message as FastAPI names a field of the wrong type."""
+    counts = Counter(name for name, _ in form.multi_items())
+    for name, count in counts.items():
+        if name not in FORM_FIELDS:
+            problem = f"unknown field; the fields are {', '.join(FORM_FIELDS)}"
+        elif count > 1:
+            problem = f"given {count} times; give it once"
+        else:
+            continue
+        raise RequestValidationError([{"loc": ("body", name[:MAX_ECHO_CHARS]), "msg": problem, "type": "form_field"}])
 
 
 def _size_request(
