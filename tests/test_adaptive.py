@@ -166,7 +166,7 @@ def test_settings_and_models_that_cannot_route_are_refused() -> None:
         Upscaler("bicubic", adaptive=True, route_fraction=0.5)
     with pytest.raises(ModelError, match="calibrate-adaptive"):
         Upscaler(tiny_lite(), adaptive=True)
-    with pytest.raises(EnlargeError, match="--adaptive"):
+    with pytest.raises(EnlargeError, match="needs adaptive enlargement"):
         Upscaler(tiny_lite(), route_fraction=0.5)
 
 
