@@ -115,7 +115,7 @@ def child(variant: Variant, model: str, size: tuple[int, int], part: str, thread
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", action="append", required=True, help="REV:BACKEND:PRECISION[:BAND]")
+    parser.add_argument("--variant", action="append", default=[], help="REV:BACKEND:PRECISION[:BAND], repeatable")
     parser.add_argument("--model", default="lite")
     parser.add_argument("--size", default="256x256", help="input W×H")
     parser.add_argument("--scales", default="2,4")
@@ -129,6 +129,8 @@ def main() -> int:
         child(Variant.parse(args.child), args.model, (w, h), args.part, args.threads)
         return 0
     variants = [Variant.parse(v) for v in args.variant]
+    if not variants:
+        parser.error("give at least one --variant")
     scales = [float(s) for s in args.scales.split(",")]
     times: dict[tuple[int, float], list[float]] = {(i, s): [] for i in range(len(variants)) for s in scales}
     loads = []

@@ -215,6 +215,17 @@ def test_phase_dense_path_honours_small_chunks_and_a_deeper_head(monkeypatch: py
     assert (fast - slow).abs().max() <= EXACT
 
 
+@pytest.mark.parametrize("out_hw", [(26, 22), (52, 44), (104, 88), (39, 22), (57, 80)])
+def test_traced_grid_form_equals_point_query(out_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """lite's grid path as an ONNX trace takes it (the cross-product decoder, bicubic by gathers), run eagerly:
+    ×2, ×4, ×8, ×3 by ×2 and a non-integer scale."""
+    monkeypatch.setattr(torch.jit, "is_tracing", lambda: True)
+    calls = spy_phases(monkeypatch)
+    fast, slow = grid_and_points(tiny("lite").module, torch.rand(1, 3, *DENSE_LR_HW), out_hw)
+    assert not calls, "a trace must not take the eager phase path"
+    assert (fast - slow).abs().max() <= EXACT
+
+
 @pytest.mark.parametrize(
     ("n_lr", "n_out", "period"), [(13, 26, 2), (13, 39, 3), (10, 25, 5), (8, 30, 15), (23, 57, None), (20, 17, None)]
 )

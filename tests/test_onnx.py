@@ -38,6 +38,7 @@ from enlarge.upscaler import Upscaler
 pytest.importorskip("onnxruntime")
 
 TOL = 1e-4
+EXACT = 1e-5  # fp32 exactness, where both sides decode the same grid from the same features
 CONFIGS = {
     "lite": {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]},
     "liif": {"encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8}, "hidden": [16, 16]},
@@ -102,6 +103,19 @@ def test_grid_graph_equals_pytorch_query_grid_across_bands(exported: tuple[Loade
     assert whole.shape == banded.shape == expected.shape == (1, 3, *OUT_HW)
     assert (whole - expected).abs().max() <= TOL
     assert (banded - expected).abs().max() <= TOL
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+def test_grid_graph_is_exact_at_integer_scales(exported: tuple[LoadedModel, Path], scale: int) -> None:
+    """At integer scales, where PyTorch decodes phase-densely, the grid graph equals it to fp32 exactness."""
+    model, folder = exported
+    if model.descriptor.arch not in WITH_GRID:
+        pytest.skip("no grid graph for this model")
+    lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(scale))
+    out_hw = (LR_HW[0] * scale, LR_HW[1] * scale)
+    expected = render(model, lr, out_hw, precision="fp32")
+    got = render(load_onnx(folder), lr, out_hw, tile=11)
+    assert (got - expected).abs().max() <= EXACT
 
 
 @pytest.mark.parametrize("tile", [None, 9])

@@ -55,9 +55,10 @@ CELL = "cell"
 YS, XS = "ys", "xs"
 RGB_OUTPUT = "rgb"
 SINGLE_FEATURE = "features"  # the name of the one output of an encoder that returns a plain tensor
-# onnxruntime pays more per call than PyTorch, so its bands are larger than lite's PyTorch chunk (8192): lite ×4
-# on 256×256 (2-core Xeon, 2 threads) decoded in 0.44 / 0.35 / 0.38 / 0.49 s with bands of 8k / 32k / 64k / 128k.
-MIN_ONNX_BAND = 32768
+# The grid graph holds all four neighbours' pre-activations of a band at once (`ensemble.decode_cross`), so its bands
+# are no larger than lite's PyTorch chunk: lite ×2 and ×4 on 256×256 (benchmarks/interleaved.py, busy 2-core Xeon,
+# 1 thread) ran 1.04× PyTorch fp32's time with bands of 8192 pixels, 1.2–1.5× with 16384 or 32768.
+MIN_ONNX_BAND = 8192
 EXAMPLE_LR = (24, 32)  # (h, w) of the tracing example
 EXAMPLE_SCALE = 2
 CHECK_LR = (19, 13)  # the self-check: another size, aspect ratio (portrait) and a non-integer scale
