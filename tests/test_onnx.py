@@ -39,6 +39,7 @@ pytest.importorskip("onnxruntime")
 
 TOL = 1e-4
 EXACT = 1e-5  # fp32 exactness, where both sides decode the same grid from the same features
+INT8_TOL = 0.05  # int8 weights and activations: near, not equal
 CONFIGS = {
     "lite": {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]},
     "liif": {"encoder": {"name": "edsr", "n_resblocks": 1, "n_feats": 8}, "hidden": [16, 16]},
@@ -285,3 +286,19 @@ def test_an_rdn_encoder_exports_its_plain_concatenations(tmp_path: Path) -> None
     with torch.inference_mode():
         expected = render(model, image, OUT_HW)
     assert torch.allclose(render(load_onnx(tmp_path), image, OUT_HW), expected, atol=TOL)
+
+
+def test_an_int8_export_runs_close_to_fp32(tmp_path: Path) -> None:
+    """`int8=True` stores int8 weights in every graph (marked in model.json) and stays near the fp32 output."""
+    import onnx
+
+    model = tiny("lite")
+    export_onnx(model, tmp_path / "int8", int8=True)
+    assert json.loads((tmp_path / "int8" / "model.json").read_text())["int8"] is True
+    for graph in ("encoder.onnx", "decoder.onnx", GRID_FILE):
+        weights = onnx.load(tmp_path / "int8" / graph).graph.initializer
+        assert any(w.data_type == onnx.TensorProto.INT8 for w in weights), graph
+    lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(8))
+    expected = render(model, lr, OUT_HW, precision="fp32")
+    got = render(load_onnx(tmp_path / "int8"), lr, OUT_HW)
+    assert 0 < (got - expected).abs().max() <= INT8_TOL

@@ -1,7 +1,7 @@
 """`enlarge export`: a training run's weights as a shippable model, or a model as ONNX graphs.
 
     enlarge export RUN_DIR --name NAME [--out DIR] [--which best|last]   NAME.safetensors + NAME.json model card
-    enlarge export --model NAME|PATH --onnx DIR                         encoder.onnx, decoder.onnx, model.json
+    enlarge export --model NAME|PATH --onnx DIR [--int8]                encoder.onnx, decoder.onnx, model.json
                                                                         (+ decoder_grid.onnx for lite, bicubic)
 """
 
@@ -27,12 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     onnx.add_argument("--model", metavar="NAME|PATH", help="the model to export (name or weights file)")
     onnx.add_argument("--onnx", type=Path, metavar="DIR",
                       help="write encoder.onnx, decoder.onnx, model.json (and decoder_grid.onnx) here")
+    onnx.add_argument("--int8", action="store_true",
+                      help="store the graphs' weights in 8 bits (smaller files; on a desktop CPU slower, see docs/onnx.md)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch on the mode: ONNX when --model or --onnx is given, a training run otherwise."""
-    if args.model is not None or args.onnx is not None:
+    if args.model is not None or args.onnx is not None or args.int8:
         return run_onnx(args)
     if args.run_dir is None or args.name is None:
         raise ConfigError("give RUN_DIR and --name to export a training run, or --model and --onnx for ONNX")
@@ -51,7 +53,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     from enlarge.export.onnx import export_onnx
     from enlarge.models.registry import load_model
 
-    paths = export_onnx(load_model(args.model), args.onnx)
+    paths = export_onnx(load_model(args.model), args.onnx, int8=args.int8)
     graphs = [paths.encoder, paths.decoder] + ([paths.grid] if paths.grid is not None else [])
     print(f"wrote {', '.join(str(g) for g in graphs)} and {paths.meta}")
     return 0

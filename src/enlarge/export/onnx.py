@@ -173,11 +173,13 @@ def _grid_cell(out_hw: tuple[int, int]) -> torch.Tensor:
     return torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]])
 
 
-def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
+def export_onnx(model: LoadedModel, folder: Path, int8: bool = False) -> OnnxExport:
     """Write `model` as encoder.onnx + decoder.onnx (+ decoder_grid.onnx) + model.json into `folder` (created if
     missing); the grid graph when `grid_band(module)` says the model has a band-friendly grid path.
 
-    ModelError if the exported graphs disagree with PyTorch on the self-check (beyond CHECK_TOL).
+    `int8`: the graphs' weights quantized to 8 bits after the check (`quantize_int8`), for edge devices; it
+    changes the output (`benchmarks/onnx_int8.py` measures by how much). ModelError if the exported fp32 graphs
+    disagree with PyTorch on the self-check (beyond CHECK_TOL).
     """
     module, descriptor = model.module, model.descriptor
     folder = Path(folder)
@@ -218,9 +220,13 @@ def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
         "features": names,
         "grid_band": band,
         "opset": OPSET,
+        "int8": int8,
         "card": dataclasses.asdict(descriptor.card) if descriptor.card is not None else None,
     }
     _check(module, encoder, decoder, names, grid)
+    if int8:
+        encoder, decoder = quantize_int8(encoder), quantize_int8(decoder)
+        grid = quantize_int8(grid) if grid is not None else None
     paths = OnnxExport(folder, folder / ENCODER_FILE, folder / DECODER_FILE, folder / META_FILE,
                        folder / GRID_FILE if grid is not None else None)
     atomic_write_bytes(paths.encoder, encoder)
@@ -231,6 +237,18 @@ def export_onnx(model: LoadedModel, folder: Path) -> OnnxExport:
         (folder / GRID_FILE).unlink(missing_ok=True)  # a stale grid graph of an earlier export into this folder
     atomic_write_text(paths.meta, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return paths
+
+
+def quantize_int8(graph: bytes) -> bytes:
+    """`graph` with its weights stored as int8 and its matrix products and convolutions run in int8
+    (onnxruntime's dynamic quantisation: activations are quantised per call, so no calibration data is needed)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="enlarge-int8-") as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(graph)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+        return target.read_bytes()
 
 
 def _check(module: nn.Module, encoder: bytes, decoder: bytes, names: list[str], grid: bytes | None) -> None:
