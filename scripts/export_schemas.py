@@ -14,11 +14,13 @@ from typing import Any
 
 from enlarge.batch.spec import job_schema
 from enlarge.models.card import card_schema
+from enlarge.training.config import train_config_schema
 
 FOLDER = Path(__file__).resolve().parents[1] / "docs" / "schemas"
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "job.schema.json": job_schema,
     "model-card.schema.json": card_schema,
+    "train-config.schema.json": train_config_schema,
 }
 
 

@@ -32,7 +32,8 @@ def test_exported_schemas_are_up_to_date(name: str) -> None:
 @pytest.mark.parametrize(("name", "document"), [
     ("model-card.schema.json", SHIPPED_CARD),
     ("job.schema.json", EXAMPLE_JOB),
-])
+    *(("train-config.schema.json", path) for path in sorted((REPO / "configs").glob("*.yaml"))),
+], ids=lambda item: item.name if isinstance(item, Path) else item)
 def test_shipped_files_satisfy_their_schema(name: str, document: Path) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     data = yaml.safe_load(document.read_text())  # JSON is YAML too

@@ -97,12 +97,13 @@ def test_cosine_schedule_warms_up_decays_and_holds_the_floor(setup):  # noqa: F8
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"schedule": "linear"}, "schedule must be one of"),
+    ({"schedule": "linear"}, "schedule: input should be 'multistep' or 'cosine'"),
     ({"schedule": "cosine"}, "needs decay_steps"),
-    ({"ema": 1.0}, "ema must be a decay"),
+    ({"ema": 1.0}, "ema: input should be less than 1"),
     ({"min_lr": 1.0}, "min_lr must be in"),
     ({"degrade": {"jpeg": 2}}, "degrade: jpeg must be a chance"),
-    ({"degrade": {"jpeg_quality": [10]}}, "degrade.jpeg_quality must be a list of 2"),
+    ({"degrade": {"jpeg_quality": [10]}}, r"degrade\.jpeg_quality\.1 is missing"),
+    ({"degrade": {"colour": 1}}, "degrade.colour is not a known field; known: clean,"),
 ])
 def test_recipe_fields_are_validated(setup, change, message):  # noqa: F811
     with pytest.raises(ConfigError, match=message):

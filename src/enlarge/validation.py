@@ -3,13 +3,15 @@
 Every settings file (batch job, model card, training config) is a pydantic model with `extra="forbid"`: a
 misspelt field is an error, never silently ignored. `validate` turns pydantic's error list into the project's
 one clear line, e.g. `run.workers: input should be a valid integer, got 'many'`, so every front-end reports a bad
-file the same way. `error_line` does the same for any list of pydantic errors (the service's form fields).
+file the same way. `error_line` does the same for any list of pydantic errors (the service's form fields), and
+`replace` changes fields of a validated pydantic dataclass with the same checks and the same one-line errors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -35,6 +37,24 @@ def validate(
         return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
         raise error(f"{source}: {error_line(exc.errors(), model)}") from None
+
+
+def replace(obj: Model, source: str, error: type[EnlargeError] = ConfigError, **changes: Any) -> Model:
+    """A copy of the pydantic dataclass `obj` with `changes`, validated as when it was read (`dataclasses.replace`
+    raises pydantic's ValidationError); `error` with one line `SOURCE: field: problem`."""
+    try:
+        return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+    except ValidationError as exc:
+        raise error(f"{source}: {error_line(exc.errors(), type(obj))}") from None
+
+
+def field_defaults(model: type) -> dict[str, Any]:
+    """The default of each field of a pydantic model or dataclass that has one (factories called)."""
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in _fields_of(model).items()
+        if not field.is_required()
+    }
 
 
 def error_line(errors: Sequence[Mapping[str, Any]], model: type | None = None) -> str:
@@ -74,8 +94,11 @@ def _known_fields(model: type, path: tuple[Any, ...]) -> list[str]:
 
 
 def _fields_of(model: Any) -> dict[str, Any]:
-    """A pydantic model's or pydantic dataclass's fields by name (both keep them in `__pydantic_fields__`)."""
-    fields = getattr(model, PYDANTIC_FIELDS, None) if isinstance(model, type) else None
+    """A pydantic model's or pydantic dataclass's fields by name (both keep them in `__pydantic_fields__`); for an
+    optional section (`Section | None`), the section's."""
+    if not isinstance(model, type):
+        return next((fields for option in get_args(model) if (fields := _fields_of(option))), {})
+    fields = getattr(model, PYDANTIC_FIELDS, None)
     return fields if isinstance(fields, dict) else {}
 
 

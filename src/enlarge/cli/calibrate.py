@@ -19,6 +19,7 @@ from enlarge.models.card import ModelCard, card_path_for
 from enlarge.models.registry import SPECS, bundled_weights, load_model
 from enlarge.training.config import TrainConfig, load_config
 from enlarge.training.loop import load_val_images
+from enlarge.validation import replace
 
 DEFAULT_CONFIG = Path("configs/lite.yaml")
 RECORD_KEY = "precision_calibration"
@@ -86,8 +87,9 @@ def validation_config(path: Path, data: Path | None, val_list: list[str] | None)
     config = load_config(path)
     section = config.data
     if data is not None or val_list is not None:
-        section = dataclasses.replace(
+        section = replace(
             section,
+            f"{path} with --data / --val-list",
             data_root=str(data) if data is not None else section.data_root,
             val_list=list(val_list) if val_list is not None else section.val_list,
         )

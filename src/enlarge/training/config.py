@@ -1,8 +1,13 @@
-"""The training configuration: a YAML file validated into dataclasses, so a typo fails before any work starts.
+"""The training configuration: a YAML file validated by pydantic, so a typo fails before any work starts.
 
-Unknown or missing fields and values of the wrong type or range raise ConfigError with a one-line message naming
-the field. Relative paths (`data.data_root`, `run_dir`) are taken from the current folder, as the CLI is run from
-the repository root.
+Unknown or missing fields and values of the wrong type or range raise ConfigError with one line naming the
+field (`enlarge.validation`), as for job files and model cards; `docs/schemas/train-config.schema.json` is
+exported from the classes below. Relative paths (`data.data_root`, `run_dir`) are taken from the current folder,
+as the CLI is run from the repository root.
+
+`identity_hash` matches checkpoints to configs (`--resume`, compression runs). It is the JSON of `to_dict()` less
+RUNTIME_FIELDS, so it must stay the same for every config that already has runs: a new field goes into
+LATER_FIELDS with a default that means "as before", and every value keeps its JSON form (floats stay floats).
 """
 
 from __future__ import annotations
@@ -12,20 +17,20 @@ import hashlib
 import json
 import math
 import os
-import types
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationInfo, field_validator
+from pydantic.dataclasses import dataclass
 
 from enlarge.degradations import DegradationMix
 from enlarge.errors import ConfigError
 from enlarge.models.registry import ARCHS, SPECS
+from enlarge.validation import field_defaults, validate
 
-PRECISIONS = ("bf16", "fp32", "auto")
 AUTO_THREADS = 0  # `threads: 0` uses every core of the machine
 RUNS_DIR = Path("runs")
 # Fields that change how a run is driven or watched but not which weights it produces; everything else is part
@@ -33,29 +38,52 @@ RUNS_DIR = Path("runs")
 RUNTIME_FIELDS = frozenset(
     {"steps", "threads", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop", "val_scales", "val_jpeg"}
 )
-SCHEDULES = ("multistep", "cosine")
 # Fields added after runs existed: hashed only when set away from their default, so older runs still resume.
 LATER_FIELDS = ("schedule", "decay_steps", "warmup_steps", "min_lr", "ema", "init_from", "degrade")
+MIN_VAL_SCALE = 2
+JPEG_QUALITIES = (1, 100)
+# Fields are checked for their type as written (a "16" is not 16, a true is not 1) except numbers, which also
+# come as text from YAML 1.1 (`1e-4` without a dot); unknown fields are errors.
+SECTION_SETTINGS = ConfigDict(extra="forbid")
+
+Precision = Literal["bf16", "fp32", "auto"]
+Schedule = Literal["multistep", "cosine"]  # multistep: milestones × gamma; cosine: to min_lr over decay_steps
 
 
-@dataclass
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
+Text = Annotated[str, Strict()]
+Whole = Annotated[int, Strict()]  # an integer as written: not a bool, a float or text
+Count = Annotated[int, Strict(), Field(gt=0)]
+NonNegative = Annotated[int, Strict(), Field(ge=0)]
+Number = Annotated[float, BeforeValidator(_not_a_bool), Field(allow_inf_nan=False)]
+
+
+@dataclass(config=SECTION_SETTINGS)
 class ModelSection:
     """Which network to train: a registered `name` (its spec is used), or an `arch` with its `config`."""
 
-    name: str | None = None
-    arch: str | None = None
-    config: dict[str, Any] | None = None
+    name: Text | None = Field(None, description="a registered model (enlarge models); brings its own config")
+    arch: Text | None = Field(None, description="a registered architecture, with `config`")
+    config: dict[str, Any] | None = Field(None, description="the architecture's settings: build(arch, config)")
+
+    @field_validator("name", "arch")
+    @classmethod
+    def _registered(cls, value: str | None, info: ValidationInfo) -> str | None:
+        known = SPECS if info.field_name == "name" else ARCHS  # named models, architectures
+        if value is not None and value not in known:
+            raise ValueError(f"{value!r} is not registered; known: {', '.join(sorted(known))}")
+        return value
 
     def __post_init__(self) -> None:
         if (self.name is None) == (self.arch is None):
-            raise ConfigError("model: give either `name` (a registered model) or `arch` with `config`, not both")
-        if self.name is not None:
-            if self.name not in SPECS:
-                raise ConfigError(f"model.name {self.name!r} is not registered; known: {', '.join(sorted(SPECS))}")
-            if self.config is not None:
-                raise ConfigError("model: `config` goes with `arch`; a registered `name` brings its own")
-        elif self.arch not in ARCHS:
-            raise ConfigError(f"model.arch {self.arch!r} is unknown; known: {', '.join(sorted(ARCHS))}")
+            raise ValueError("give either `name` (a registered model) or `arch` with `config`, not both")
+        if self.name is not None and self.config is not None:
+            raise ValueError("`config` goes with `arch`; a registered `name` brings its own")
 
     def resolved(self) -> tuple[str, dict[str, Any]]:
         """(arch, config) to pass to `enlarge.models.build`."""
@@ -65,124 +93,108 @@ class ModelSection:
         return str(self.arch), dict(self.config or {})
 
 
-@dataclass
+@dataclass(config=SECTION_SETTINGS)
 class DataSection:
     """Training folders under `data_root` and the held-out validation images (paths relative to `data_root`)."""
 
-    data_root: str
-    train_dirs: list[str]
-    val_list: list[str] = field(default_factory=list)
+    data_root: Text = Field(description="the folder of the training folders; not part of the config hash")
+    train_dirs: list[Text] = Field(min_length=1, description="folders under data_root whose images are trained on")
+    val_list: list[Text] = Field(default_factory=list, description="held-out images, paths under data_root")
 
-    def __post_init__(self) -> None:
-        if not self.train_dirs:
-            raise ConfigError("data.train_dirs must list at least one folder")
-        if len(set(self.val_list)) != len(self.val_list):
-            raise ConfigError("data.val_list names an image twice")
-        for item in self.val_list:
+    @field_validator("val_list")
+    @classmethod
+    def _held_out(cls, val_list: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(val_list)) != len(val_list):
+            raise ValueError("names an image twice")
+        train_dirs = info.data.get("train_dirs", [])
+        for item in val_list:
             if Path(item).is_absolute() or ".." in Path(item).parts:
-                raise ConfigError(f"data.val_list entry {item!r} must be a path inside data_root")
-            if not any(Path(item).is_relative_to(d) for d in self.train_dirs):
-                raise ConfigError(f"data.val_list entry {item!r} is not in one of data.train_dirs")
+                raise ValueError(f"entry {item!r} must be a path inside data_root")
+            if train_dirs and not any(Path(item).is_relative_to(d) for d in train_dirs):
+                raise ValueError(f"entry {item!r} is not in one of data.train_dirs")
+        return val_list
 
     @property
     def root(self) -> Path:
         return Path(self.data_root).expanduser()
 
 
-@dataclass
+@dataclass(config=SECTION_SETTINGS)
 class DegradeSection:
     """Real-photo degradations of the training LR (`enlarge.degradations.DegradationMix`; every field optional)."""
 
-    clean: float = DegradationMix.clean
-    kernel_weights: tuple[float, float, float, float] = DegradationMix.kernel_weights
-    blur: float = DegradationMix.blur
-    blur_sigma: tuple[float, float] = DegradationMix.blur_sigma
-    noise: float = DegradationMix.noise
-    noise_sigma: tuple[float, float] = DegradationMix.noise_sigma
-    poisson_share: float = DegradationMix.poisson_share
-    poisson_peak: tuple[float, float] = DegradationMix.poisson_peak
-    jpeg: float = DegradationMix.jpeg
-    jpeg_quality: tuple[int, int] = DegradationMix.jpeg_quality
-    jpeg_420: float = DegradationMix.jpeg_420
+    clean: Number = DegradationMix.clean
+    kernel_weights: tuple[Number, Number, Number, Number] = DegradationMix.kernel_weights
+    blur: Number = DegradationMix.blur
+    blur_sigma: tuple[Number, Number] = DegradationMix.blur_sigma
+    noise: Number = DegradationMix.noise
+    noise_sigma: tuple[Number, Number] = DegradationMix.noise_sigma
+    poisson_share: Number = DegradationMix.poisson_share
+    poisson_peak: tuple[Number, Number] = DegradationMix.poisson_peak
+    jpeg: Number = DegradationMix.jpeg
+    jpeg_quality: tuple[Whole, Whole] = DegradationMix.jpeg_quality
+    jpeg_420: Number = DegradationMix.jpeg_420
 
     def __post_init__(self) -> None:
-        try:
-            self.mix()
-        except ValueError as exc:
-            raise ConfigError(f"degrade: {exc}") from None
+        self.mix()  # DegradationMix's ValueError names the field
 
     def mix(self) -> DegradationMix:
         return DegradationMix(**dataclasses.asdict(self))
 
 
-@dataclass
+@dataclass(config=SECTION_SETTINGS)
 class TrainConfig:
     """Everything a training run needs; see configs/lite.yaml for a documented example."""
 
     model: ModelSection
     data: DataSection
-    steps: int
-    patch: int = 48
-    scale_min: float = 1.0
-    scale_max: float = 4.0
-    sample_q: int = 2304
-    batch_size: int = 16
-    lr: float = 1e-4
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.5
-    schedule: str = "multistep"  # multistep (milestones × gamma) | cosine (to min_lr over decay_steps)
-    decay_steps: int | None = None  # cosine: steps from lr to min_lr (then min_lr); part of the config hash
-    warmup_steps: int = 0  # linear warm-up from 0 to lr (both schedules)
-    min_lr: float = 0.0
-    ema: float = 0.0  # decay of the exponential moving average of the weights (0: off); validated and exported
-    init_from: str | None = None  # weights to start from: a registered model or a state file; grown if smaller
-    degrade: DegradeSection | None = None  # real-photo degradations of the LR (None: clean bicubic only)
-    seed: int = 0
-    precision: str = "auto"
-    threads: int = AUTO_THREADS
-    checkpoint_every: int = 200
-    val_every: int = 1000
-    log_every: int = 50
-    val_crop: int = 192  # HR centre crop of each validation image; divisible by every val scale
-    val_scales: list[int] = field(default_factory=lambda: [2, 3, 4])
-    val_jpeg: int | None = None  # also validate on the LR re-encoded at this JPEG quality (robust models)
-    run_dir: str | None = None
+    steps: Count = Field(description="total optimiser steps of the run")
+    patch: Count = Field(48, description="LR side of the smallest training crop")
+    scale_min: Number = Field(1.0, ge=1, description="smallest training scale")
+    scale_max: Number = Field(4.0, description="largest training scale")
+    sample_q: Count = Field(2304, description="HR pixels queried per crop")
+    batch_size: Count = 16
+    lr: Number = Field(1e-4, gt=0, description="Adam's learning rate (after warm-up)")
+    milestones: list[Count] = Field(default_factory=list, description="multistep: steps where lr is multiplied by gamma")
+    gamma: Number = Field(0.5, gt=0, le=1)
+    schedule: Schedule = "multistep"
+    decay_steps: Count | None = Field(None, description="cosine: steps from lr to min_lr (then min_lr)")
+    warmup_steps: NonNegative = Field(0, description="linear warm-up from 0 to lr (both schedules)")
+    min_lr: Number = Field(0.0, ge=0, description="cosine: the floor of the learning rate, at most lr")
+    ema: Number = Field(0.0, ge=0, lt=1, description="decay of the weights' moving average (0: off), what is "
+                                                     "validated and exported")
+    init_from: Text | None = Field(None, description="weights to start from: a registered model or a state file; "
+                                                     "grown if smaller")
+    degrade: DegradeSection | None = Field(None, description="real-photo degradations of the LR (none: clean bicubic)")
+    seed: Whole = 0
+    precision: Precision = "auto"
+    threads: NonNegative = Field(AUTO_THREADS, description="training threads; 0: every core")
+    checkpoint_every: Count = 200
+    val_every: Count = 1000
+    log_every: Count = 50
+    val_crop: Count = Field(192, description="HR centre crop of each validation image; divisible by every val scale")
+    val_scales: list[Annotated[Whole, Field(ge=MIN_VAL_SCALE)]] = Field(
+        default_factory=lambda: [2, 3, 4], min_length=1, description="integer scales validated on"
+    )
+    val_jpeg: Annotated[Whole, Field(ge=JPEG_QUALITIES[0], le=JPEG_QUALITIES[1])] | None = Field(
+        None, description="also validate on the LR re-encoded at this JPEG quality (robust models)"
+    )
+    run_dir: Text | None = Field(None, description="the run folder (default runs/NAME)")
 
     def __post_init__(self) -> None:
-        positive = ("steps", "patch", "sample_q", "batch_size", "checkpoint_every", "val_every", "log_every", "val_crop")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 1 <= self.scale_min <= self.scale_max:
-            raise ConfigError(f"need 1 <= scale_min <= scale_max, got {self.scale_min} and {self.scale_max}")
+        """Checks across fields; each message names the fields it is about."""
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"need 1 <= scale_min <= scale_max, got {self.scale_min} and {self.scale_max}")
         if self.sample_q > self.patch * self.patch:
-            raise ConfigError(f"sample_q ({self.sample_q}) exceeds the pixels of the smallest HR crop ({self.patch}²)")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        if self.milestones != sorted(set(self.milestones)) or any(m <= 0 for m in self.milestones):
-            raise ConfigError(f"milestones must be increasing positive steps, got {self.milestones}")
-        if not 0 < self.gamma <= 1:
-            raise ConfigError(f"gamma must be in (0, 1], got {self.gamma}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.schedule == "cosine" and (self.decay_steps is None or self.decay_steps <= 0):
-            raise ConfigError("schedule cosine needs decay_steps, a positive number of steps")
-        if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be 0 or positive, got {self.warmup_steps}")
-        if not 0 <= self.min_lr <= self.lr:
-            raise ConfigError(f"min_lr must be in [0, lr], got {self.min_lr}")
-        if not 0 <= self.ema < 1:
-            raise ConfigError(f"ema must be a decay in [0, 1), got {self.ema}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.threads < 0:
-            raise ConfigError(f"threads must be 0 (all cores) or positive, got {self.threads}")
-        if not self.val_scales or any(s < 2 for s in self.val_scales):
-            raise ConfigError(f"val_scales must be integer scales >= 2, got {self.val_scales}")
-        if self.val_jpeg is not None and not 1 <= self.val_jpeg <= 100:
-            raise ConfigError(f"val_jpeg must be a JPEG quality in 1..100, got {self.val_jpeg}")
+            raise ValueError(f"sample_q ({self.sample_q}) exceeds the pixels of the smallest HR crop ({self.patch}²)")
+        if self.milestones != sorted(set(self.milestones)):
+            raise ValueError(f"milestones must be increasing positive steps, got {self.milestones}")
+        if self.schedule == "cosine" and self.decay_steps is None:
+            raise ValueError("schedule cosine needs decay_steps, a positive number of steps")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr must be in [0, lr], got {self.min_lr}")
         if self.val_crop % math.lcm(*self.val_scales):
-            raise ConfigError(f"val_crop ({self.val_crop}) must be divisible by every val scale {self.val_scales}")
+            raise ValueError(f"val_crop ({self.val_crop}) must be divisible by every val scale {self.val_scales}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -190,7 +202,7 @@ class TrainConfig:
     def identity_hash(self) -> str:
         """Hash of the fields that determine the weights a run produces (model resolved to arch + config)."""
         identity = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        defaults = field_defaults(TrainConfig)
         for name in LATER_FIELDS:
             if identity[name] == defaults[name]:
                 del identity[name]
@@ -218,11 +230,16 @@ def load_config(path: Path) -> TrainConfig:
 
 
 def config_from_dict(data: Any, source: str = "config") -> TrainConfig:
-    """Validate a parsed config (a mapping) into a TrainConfig; errors name `source` and the field."""
-    try:
-        return _build(TrainConfig, data, "")
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    """Validate a parsed config (a mapping: a YAML file, or `to_dict()` as a checkpoint holds it) into a
+    TrainConfig; ConfigError `SOURCE: field: problem` on one line."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping of fields, got {type(data).__name__}")
+    return validate(TrainConfig, data, source)
+
+
+def train_config_schema() -> dict[str, Any]:
+    """The JSON schema of a training config file."""
+    return TypeAdapter(TrainConfig).json_schema()
 
 
 def resolve_precision(precision: str) -> str:
@@ -242,66 +259,3 @@ def resolve_precision(precision: str) -> str:
 def resolve_threads(threads: int) -> int:
     """The thread count to use: `threads`, or every core for 0."""
     return threads if threads != AUTO_THREADS else max(1, os.cpu_count() or 1)
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate dataclass `cls` from a mapping, checking field names and types recursively."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'the config'} must be a mapping of fields, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(where + str(k) for k in unknown)}")
-    missing = [
-        name for name, f in fields.items()
-        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(f"missing field(s) {', '.join(where + k for k in missing)}")
-    values = {name: _convert(hints[name], value, where + name) for name, value in data.items()}
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    """Check `value` against the type annotation `hint` (int, float, str, list[...], dict, X | None, dataclass)."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _convert(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where + ".")
-    if origin is tuple:
-        items = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)) or len(value) != len(items):
-            raise ConfigError(f"{where} must be a list of {len(items)} values, got {value!r}")
-        return tuple(_convert(inner, item, f"{where}[{i}]") for i, (inner, item) in enumerate(zip(items, value)))
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        (inner,) = typing.get_args(hint)
-        return [_convert(inner, item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return dict(value)
-    if hint is float:
-        return _as_float(value, where)
-    if hint in (int, str) and isinstance(value, hint) and not isinstance(value, bool):
-        return value
-    raise ConfigError(f"{where} must be {getattr(hint, '__name__', hint)}, got {value!r}")
-
-
-def _as_float(value: Any, where: str) -> float:
-    """A number, also from a string such as `1e-4` (YAML 1.1 reads exponents without a dot as text)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"{where} must be a number, got {value!r}")

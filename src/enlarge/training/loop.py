@@ -40,6 +40,7 @@ from enlarge.training.config import TrainConfig, load_config, resolve_precision,
 from enlarge.imagefolders import read_rgb8
 from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, load_training_images
 from enlarge.training.warm_start import initial_weights
+from enlarge.validation import replace
 
 CPU = torch.device("cpu")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -90,7 +91,7 @@ def train_from_file(
     if max_minutes is not None and not max_minutes > 0:
         raise ConfigError(f"the time limit must be a positive number of minutes, got {max_minutes}")
     if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+        config = replace(config, f"{config_path} (steps overridden)", steps=steps)
     if data_root is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_root=str(data_root)))
     if resume and resume_from is not None:
