@@ -71,12 +71,16 @@ def points_only(model: LoadedModel) -> LoadedModel:
 
 
 def grid_and_points(model: nn.Module, lr: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The engine's query of `model` on the whole output grid, and the same model's through point queries only."""
     frame = Frame(0, 0, lr.shape[2], lr.shape[3], (lr.shape[2], lr.shape[3]))
     rows, cols = axis_coords(out_hw[0]), axis_coords(out_hw[1])
+    fast_model, slow_model = (LoadedModel(m, describe("test", "test", {}, m, has_weights=False))
+                              for m in (model, PointsOnly(model)))
+    assert fast_model.grid is model and slow_model.grid is None  # what `describe` found, once
     with torch.inference_mode():
         feats = model.encode(lr)
-        fast = query_grid(model, feats, frame, rows, cols, out_hw)
-        slow = query_grid(PointsOnly(model), feats, frame, rows, cols, out_hw)
+        fast = query_grid(fast_model, feats, frame, rows, cols, out_hw)
+        slow = query_grid(slow_model, feats, frame, rows, cols, out_hw)
     return fast, slow
 
 

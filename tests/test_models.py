@@ -147,7 +147,8 @@ def test_weighted_models_never_run_random():
 @pytest.mark.parametrize("out_hw", [(57, 80), (69, 93), (46, 62), (100, 31)])
 def test_grid_fast_path_equals_point_query(arch, config, out_hw):
     """The separable grid path gives the same colours as querying every pixel as a point."""
-    model = tiny(arch, **config).module
+    loaded = tiny(arch, **config)
+    model = loaded.module
     lr = torch.rand(1, 3, 23, 31)
     frame = Frame(0, 0, 23, 31, (23, 31))
 
@@ -155,11 +156,13 @@ def test_grid_fast_path_equals_point_query(arch, config, out_hw):
         def query(self, *args):
             return model.query(*args)
 
+    points = LoadedModel(PointsOnly(), loaded.descriptor)
+    assert loaded.grid is model and points.grid is None
     with torch.inference_mode():
         feats = model.encode(lr)
         rows, cols = axis_coords(out_hw[0]), axis_coords(out_hw[1])
-        fast = query_grid(model, feats, frame, rows, cols, out_hw)
-        slow = query_grid(PointsOnly(), feats, frame, rows, cols, out_hw)
+        fast = query_grid(loaded, feats, frame, rows, cols, out_hw)
+        slow = query_grid(points, feats, frame, rows, cols, out_hw)
     assert (fast - slow).abs().max() <= 1e-5
 
 

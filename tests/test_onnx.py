@@ -80,8 +80,8 @@ def test_export_writes_the_graphs_and_a_description(exported: tuple[LoadedModel,
     assert onnx_model.descriptor.receptive_field == model.descriptor.receptive_field
     assert onnx_model.descriptor.name == model.descriptor.name
     assert onnx_model.descriptor.default_precision == "fp32"
-    # the engine looks the grid path up with getattr: present exactly when the graph is
-    assert (getattr(onnx_model.module, "query_grid", None) is not None) == bool(grid)
+    # the engine's grid path, decided when the model is loaded: present exactly when the graph is
+    assert (onnx_model.grid is not None) == bool(grid)
 
 
 def test_grid_graph_equals_pytorch_query_grid_across_bands(exported: tuple[LoadedModel, Path]) -> None:

@@ -11,7 +11,7 @@ from enlarge.errors import ModelError
 from enlarge.models import architectures, specs
 from enlarge.models.architectures import ARCHS, LITTLE_PATHS, build, describe, register_arch
 from enlarge.models.bicubic import Bicubic
-from enlarge.models.contract import GridDecoder, SuperResolver
+from enlarge.models.contract import BandedGridDecoder, GridDecoder, LoadedModel, SuperResolver
 from enlarge.models.registry import create
 from enlarge.models.specs import SPECS, ModelSpec, register_spec
 from test_cli_startup import modules_loaded
@@ -59,6 +59,29 @@ def test_every_registered_architecture_meets_the_contract(name: str) -> None:
     with torch.device("meta"):
         module = build(SPECS[name].arch, SPECS[name].config)
     assert isinstance(module, SuperResolver) and isinstance(module, GridDecoder)
+
+
+def test_optional_paths_are_recorded_once_at_load() -> None:
+    """The engine reads `LoadedModel.grid`, never the module: a grid path is found when the model is loaded, and a
+    band-friendly one (the ONNX grid graph) only where the module names its band."""
+    with torch.device("meta"):
+        liif = build("liif", SPECS["liif-edsr-baseline"].config)
+    lite = create("lite")
+    assert lite.grid is lite.module and LoadedModel(liif, describe("l", "liif", {}, liif, has_weights=False)).grid is liif
+    assert isinstance(lite.module, BandedGridDecoder) and isinstance(create("bicubic").module, BandedGridDecoder)
+    assert not isinstance(liif, BandedGridDecoder)  # its grid path convolves the whole feature map on every call
+
+    class PointsOnly(torch.nn.Module):
+        receptive_field = 1
+
+        def encode(self, lr: torch.Tensor) -> torch.Tensor:
+            return lr
+
+        def query(self, feats: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+            return coord
+
+    module = PointsOnly()
+    assert LoadedModel(module, describe("p", "custom", {}, module, has_weights=False)).grid is None
 
 
 def test_stored_parameter_counts_are_current() -> None:

@@ -315,7 +315,7 @@ def render_routed(
             r, c = job.rows, job.cols
             target = out[:, :, r, c]
             target[:] = query_grid(
-                little.module, little.module.encode(job.crop(lr)), job.frame, rows[r], cols[c], out_size, chunk
+                little, little.module.encode(job.crop(lr)), job.frame, rows[r], cols[c], out_size, chunk
             )
             mask = feathered_mask(routed, block_rows, block_cols, (r.start, r.stop), (c.start, c.stop))
             boxes = _windows(mask > 0, rows_lr[r], cols_lr[c], margin, job.ys, job.xs, (h, w))
@@ -354,7 +354,7 @@ def _decode_big(
     decoded = 0
     for start, stop, needed in _bands(mask > 0):
         index = needed.nonzero().squeeze(1)
-        big = query_grid(model.module, feats, frame, rows[start:stop], cols[index], out_size, chunk)
+        big = query_grid(model, feats, frame, rows[start:stop], cols[index], out_size, chunk)
         band = target[:, :, start:stop]
         band[..., index] = torch.lerp(band[..., index], big, mask[start:stop, index])
         decoded += (stop - start) * len(index)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from enlarge.coords import axis_coords
+from enlarge.models.contract import LoadedModel
 from enlarge.models.ensemble import row_chunks
 
 # Point queries per decoder call: large enough to amortise per-call overhead, small enough that the per-query
@@ -39,7 +39,7 @@ def to_local(global_coord: torch.Tensor, start: int, length: int, full: int) -> 
 
 
 def query_grid(
-    model: nn.Module,
+    model: LoadedModel,
     feats: object,
     frame: Frame,
     rows: torch.Tensor,
@@ -49,8 +49,8 @@ def query_grid(
 ) -> torch.Tensor:
     """RGB at every (row, col) of an output grid → 1×3×len(rows)×len(cols) float32, rows/cols in global coordinates.
 
-    Models with a `query_grid(feats, ys, xs, cell)` fast path get the whole grid; others get flattened points,
-    `chunk` at a time. Coordinates, cell and output live on the device of `rows` (the model's).
+    A model with the `GridDecoder` fast path (`model.grid`, decided when it was loaded) gets the whole grid; others
+    get flattened points, `chunk` at a time. Coordinates, cell and output live on the device of `rows` (the model's).
     """
     big_h, big_w = out_size
     ys = to_local(rows, frame.top, frame.height, frame.full[0])
@@ -60,14 +60,13 @@ def query_grid(
         [2.0 / big_h * frame.full[0] / frame.height, 2.0 / big_w * frame.full[1] / frame.width],
         dtype=rows.dtype, device=rows.device,
     )
-    grid_path = getattr(model, "query_grid", None)
-    if grid_path is not None:
-        return grid_path(feats, ys, xs, cell).float()
+    if model.grid is not None:
+        return model.grid.query_grid(feats, ys, xs, cell).float()
     out = torch.empty(len(ys), len(xs), RGB, device=rows.device)
     for band in row_chunks(len(ys), len(xs), chunk):
         coord = torch.stack(torch.meshgrid(ys[band], xs, indexing="ij"), dim=-1).reshape(1, -1, 2)
         cells = cell.expand(1, coord.shape[1], 2)
-        out[band] = model.query(feats, coord, cells).float().view(-1, len(xs), RGB)
+        out[band] = model.module.query(feats, coord, cells).float().view(-1, len(xs), RGB)
     return out.permute(2, 0, 1).unsqueeze(0)
 
 

@@ -42,7 +42,7 @@ def render(
         for done, job in enumerate(plan.jobs):
             feats = module.encode(channels_last_copy(job.crop(lr)))
             out[:, :, job.rows, job.cols] = query_grid(
-                module, feats, job.frame, rows[job.rows], cols[job.cols], out_size, chunk
+                model, feats, job.frame, rows[job.rows], cols[job.cols], out_size, chunk
             )
             if progress is not None:
                 progress(done + 1, len(plan.jobs))

@@ -39,6 +39,7 @@ from enlarge.engine.precision import FP32
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.fileutil import atomic_write_bytes, atomic_write_text
 from enlarge.models.card import ModelCard
+from enlarge.models.contract import BandedGridDecoder
 from enlarge.models.ensemble import row_chunks
 from enlarge.models.registry import LoadedModel, describe, load_model
 
@@ -142,10 +143,9 @@ def grid_band(module: nn.Module) -> int | None:
     symbolic sizes and costs only the rows it is given. LIIF's convolves the whole feature map on every call,
     which a graph run band by band would repeat.
     """
-    band = getattr(module, "grid_band", None)
-    if band is None or getattr(module, "query_grid", None) is None:
+    if not isinstance(module, BandedGridDecoder):
         return None
-    return max(int(band), MIN_ONNX_BAND)
+    return max(int(module.grid_band), MIN_ONNX_BAND)
 
 
 def _trace(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str],
@@ -281,7 +281,7 @@ class OnnxModel(nn.Module):
 
     The features stay opaque to the engine: a tuple of tensors handed back to the decoder graph as they came.
     `from_bytes` returns an `OnnxGridModel`, which adds `query_grid`, when the export has a grid graph; this
-    class has none, so the engine's `getattr(module, "query_grid", None)` sends it point queries.
+    class has none, so the engine (`LoadedModel.grid`) sends it point queries.
     """
 
     def __init__(self, encoder: Any, decoder: Any, features: list[str], receptive_field: int) -> None:

@@ -1,8 +1,10 @@
 """The model contract: what every network behind the registry offers the engine, and what the engine knows of it.
 
 A model is a plain `nn.Module` that satisfies `SuperResolver` (encode an LR image once, query colours at any
-continuous coordinates); it may also satisfy `GridDecoder`, a fast path that decodes a whole output grid at once.
-`check_contract` verifies a module once, when it is loaded, so the engine can call it without probing.
+continuous coordinates); it may also satisfy `GridDecoder`, a fast path that decodes a whole output grid at once,
+and `BandedGridDecoder`, a grid path that may be run band by band from outside (the ONNX grid graph).
+`check_contract` verifies a module once, when it is loaded, and `LoadedModel` records once which optional paths
+its module has, so the engine calls every model the same way and never probes one.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ class GridDecoder(Protocol):
     def query_grid(self, feats: Any, ys: torch.Tensor, xs: torch.Tensor, cell: torch.Tensor) -> torch.Tensor: ...
 
 
+@runtime_checkable
+class BandedGridDecoder(GridDecoder, Protocol):
+    """A grid path that traces with symbolic sizes and costs only the rows it is given, so it can run in bands of
+    about `grid_band` output pixels (what the ONNX export needs for its grid graph)."""
+
+    @property
+    def grid_band(self) -> int:
+        """Output pixels per call when the grid is decoded band by band."""
+        ...
+
+
 CONTRACT_MEMBERS = ("receptive_field", "encode", "query")
 
 
@@ -76,10 +89,15 @@ class Descriptor:
 
 @dataclass
 class LoadedModel:
-    """A ready-to-run module (eval mode) and its descriptor."""
+    """A ready-to-run module (eval mode) and its descriptor; `grid` is the module as a `GridDecoder` where it has
+    that fast path (None: the engine queries points), decided once, here."""
 
     module: nn.Module
     descriptor: Descriptor
+    grid: GridDecoder | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.grid = self.module if isinstance(self.module, GridDecoder) else None
 
     @property
     def parameters(self) -> int:
