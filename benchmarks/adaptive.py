@@ -3,10 +3,13 @@
     python benchmarks/adaptive.py                               # bundled lite, every image, print the tables
     python benchmarks/adaptive.py --model PATH --limit 3        # another model, 3 images per set
     python benchmarks/adaptive.py --write                       # also docs/results/adaptive.md and adaptive.png
+    python benchmarks/adaptive.py --model detail --sets Set14,B100 --scales 4 --limit 5 --budgets ""
+                                                                # detail against its little model, lite
 
 For each benchmark set (Set14, B100, Urban100 under ../shared/data/benchmark) and scale, every image goes through
 the SR protocol of `enlarge eval` (HR cropped to a multiple of the scale, MATLAB-bicubic LR, output rounded to
-8 bits, Y-PSNR with shave = scale) with the little path alone (bicubic), the big model alone, and the adaptive
+8 bits, Y-PSNR with shave = scale) with the little model alone (the big model's companion: bicubic for lite,
+lite for detail), the big model alone, and the adaptive
 blend at each threshold of the model's calibration: the distinct per-bin expected gains at that scale, from
 "route nothing" to "route every bin big is expected to help", plus the calibrated default. A model without a
 calibration is swept over route fractions instead (a check that the script runs, not a result). Time is the wall
@@ -46,6 +49,7 @@ from enlarge.engine.adaptive import (
     little_model,
     render_adaptive,
     route_blocks,
+    routing_geometry,
 )
 from enlarge.evaluation import LEVELS, Settings, find_dataset, load_pair, to_uint8
 from enlarge.fileutil import atomic_write_bytes, atomic_write_text
@@ -119,12 +123,12 @@ def mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
 
 
-def timed(run: Callable[..., T], *args: object, repeats: int = 1) -> tuple[T, float]:
-    """`run(*args)` and its wall time in seconds, the fastest of `repeats` runs."""
+def timed(run: Callable[..., T], *args: object, repeats: int = 1, **kwargs: object) -> tuple[T, float]:
+    """`run(*args, **kwargs)` and its wall time in seconds, the fastest of `repeats` runs."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        value = run(*args)
+        value = run(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return value, best
 
@@ -153,7 +157,9 @@ def run_set(
     dataset = find_dataset(folder, limit)
     calibration = RoutingCalibration.of(big.descriptor)
     routes = sweep(calibration, scale)
-    points = [Point("little (bicubic)"), *(Point(label, r.threshold) for label, r in routes), Point("big")]
+    block, _ = routing_geometry(big.descriptor, calibration)
+    points = [Point(f"little ({little.descriptor.name})"), *(Point(label, r.threshold) for label, r in routes),
+              Point(f"big ({big.descriptor.name})")]
     autos = [AutoRow(b) for b in budgets]
     selectors = [Selector([little, big], profile, b) for b in budgets]
     errors = []
@@ -166,17 +172,17 @@ def run_set(
         points[0].seconds.append(seconds)
         points[0].routed.append(0.0)
         points[0].decoded.append(0.0)
-        scores = block_scores(lr)
+        scores = block_scores(lr, block)
         done: dict[bytes, tuple[float, float, float, float]] = {}  # thresholds that route alike render alike
         for point, (_, routing) in zip(points[1:-1], routes):
             key = route_blocks(scores, routing, calibration, scale).numpy().tobytes()
             if key not in done:
-                out, seconds = timed(render_adaptive, big, lr, size, routing, repeats=repeats)
+                out, seconds = timed(render_adaptive, big, lr, size, routing, repeats=repeats, little=little)
                 done[key] = (score(out.image, hr, scale), seconds, out.routed, out.decoded)
             for values, value in zip((point.psnr, point.seconds, point.routed, point.decoded), done[key]):
                 values.append(value)
         sr, seconds = timed(render, big, lr, size, repeats=repeats)
-        errors.append(errors_of_renders(sr, small, lr, hr.unsqueeze(0).float() / LEVELS))
+        errors.append(errors_of_renders(sr, small, lr, hr.unsqueeze(0).float() / LEVELS, block))
         points[-1].psnr.append(score(sr, hr, scale))
         points[-1].seconds.append(seconds)
         points[-1].routed.append(1.0)
@@ -223,6 +229,8 @@ def tables(results: dict[tuple[str, int], tuple[list[Point], list[AutoRow], Orac
         lines += ["", f"Oracle bound: routing the blocks where big's true gain is largest (known only from the ground "
                   f"truth) must route {oracle.fraction:.0%} of them to stay within {ORACLE_LOSS_DB} dB of big-only "
                   f"(block-table PSNR without border shave: {oracle.psnr:.2f} dB), so no score can route fewer.", ""]
+    if not any(autos for _, autos, _ in results.values()):
+        return "\n".join(lines) + "\n"
     lines += ["### `auto` under a time budget", "",
               "| set | scale | budget s | met | chose big | Y-PSNR | s / image |", "|---|---:|---:|---:|---:|---:|---:|"]
     for (name, scale), (_, autos, _) in results.items():
@@ -266,7 +274,8 @@ def main() -> int:
     parser.add_argument("--sets", default=SETS, help="comma-separated set folders (default %(default)s)")
     parser.add_argument("--scales", default=SCALES, help="comma-separated integer scales (default %(default)s)")
     parser.add_argument("--limit", type=int, help="images per set (default: all)")
-    parser.add_argument("--budgets", default=BUDGETS, help="seconds per image for auto (default %(default)s)")
+    parser.add_argument("--budgets", default=BUDGETS,
+                        help="seconds per image for auto (default %(default)s; empty: no auto rows)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=1, help="time each render this many times, keep the fastest")
     parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)} and the plot")
@@ -284,7 +293,7 @@ def main() -> int:
         print(f"warning: {warning}", file=sys.stderr)
     little = little_model(big)
     profile = measure([little, big])  # also warms both models up before anything is timed
-    budgets = [float(b) for b in args.budgets.split(",")]
+    budgets = [float(b) for b in args.budgets.split(",") if b]
     results = {}
     for name in args.sets.split(","):
         for scale in (int(s) for s in args.scales.split(",")):
@@ -302,8 +311,8 @@ def main() -> int:
             "# Adaptive enlargement (Little–Big)\n\n"
             f"Produced by `{command}` with model `{big.descriptor.name}` ({big.descriptor.source}); "
             f"{'thresholds from its calibration' if calibrated else 'uncalibrated: route fractions'}. "
-            "Little = bicubic (the model's skip), big = the model; adaptive decodes the model's residual only on "
-            "routed regions. Y-PSNR with shave = scale on 8-bit outputs; wall time per image.\n\n"
+            f"Little = {little.descriptor.name} (the model's companion), big = the model; adaptive runs the big "
+            "model only on routed regions. Y-PSNR with shave = scale on 8-bit outputs; wall time per image.\n\n"
             f"Machine: {machine}\n{note}\n![speed against PSNR](adaptive.png)\n\n" + text
         ))
         atomic_write_bytes(PLOT, plot(results))

@@ -272,3 +272,100 @@ def test_calibrate_command_writes_the_card(tmp_path: Path, capsys: pytest.Captur
     calibration = RoutingCalibration.of(load_model(weights).descriptor)
     assert calibration is not None and set(calibration.scales) == {2.0, 4.0}
     assert calibration.data["images"] == 2
+
+
+# ---- Little–Big over the family: detail routed against lite (random weights: no detail weights needed) ----------
+
+TINY_DETAIL = {"n_feats": 8, "n_resblocks": 3, "hidden": 16, "head": [16]}  # deeper than tiny lite, as detail is
+
+
+def tiny_pair(seed: int = 0) -> tuple[LoadedModel, LoadedModel]:
+    """A random-weight model named `detail` (so it takes detail's companion from the spec) and a random tiny lite
+    as its little model."""
+    torch.manual_seed(seed)
+    module = build("lite", TINY_DETAIL).eval()
+    big = LoadedModel(module, describe("detail", "lite", TINY_DETAIL, module, has_weights=False))
+    return big, tiny_lite(seed + 1)
+
+
+def test_detail_declares_lite_as_its_little_with_patch_routing() -> None:
+    detail = load_model_spec("detail")
+    assert detail.little == "lite" and detail.route_block > BLOCK and detail.route_context is not None
+    assert detail.route_context < detail.receptive_field  # a short context: exact windows would cover the image
+    lite = load_model_spec("lite")
+    assert lite.little == "bicubic" and lite.route_block == BLOCK and lite.route_context is None
+
+
+def load_model_spec(name: str) -> Descriptor:
+    """The descriptor of a registered model built with random weights (no weights file needed)."""
+    from enlarge.models.registry import create
+
+    return create(name, pretrained=False).descriptor
+
+
+def test_detail_route_all_is_detail_and_route_none_is_lite() -> None:
+    big, little = tiny_pair()
+    lr, size = torch.rand(1, 3, 70, 76, generator=torch.Generator().manual_seed(3)), (280, 304)
+    plain_big, plain_little = render(big, lr, size), render(little, lr, size)
+    everything = render_adaptive(big, lr, size, Routing(route_fraction=1.0), little=little)
+    nothing = render_adaptive(big, lr, size, Routing(route_fraction=0.0), little=little)
+    assert torch.equal(everything.image, plain_big) and torch.equal(nothing.image, plain_little)
+    block, context = big.descriptor.route_block, big.descriptor.route_context
+    blocks = block_scores(lr, block).shape
+    for tile in (None, 40):  # the blending path itself, forced, with detail's patches and short context
+        all_routed = render_routed(big, little, lr, size, torch.ones(blocks, dtype=torch.bool), tile,
+                                   block=block, context=context)
+        torch.testing.assert_close(all_routed.image, plain_big, rtol=0, atol=EXACT)
+        none_routed = render_routed(big, little, lr, size, torch.zeros(blocks, dtype=torch.bool), tile,
+                                    block=block, context=context)
+        torch.testing.assert_close(none_routed.image, plain_little, rtol=0, atol=EXACT)
+
+
+def test_detail_patches_skip_the_big_encoder_and_blend_seamlessly() -> None:
+    """Unrouted patches cost no big encoder work; the blend ramps across patch borders; with the exact context
+    it is exactly lerp(little, big, mask)."""
+    big, little = tiny_pair()
+    lr, size = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(4)), (384, 384)
+    block, context = big.descriptor.route_block, big.descriptor.route_context
+    routed = torch.zeros(block_scores(lr, block).shape, dtype=torch.bool)
+    routed[0, 0] = routed[-1, -1] = routed[0, -1] = True  # three of nine patches, none adjacent to the next
+    encoded, encode = [], big.module.encode
+    big.module.encode = lambda crop: encoded.append(crop.shape[-2] * crop.shape[-1]) or encode(crop)
+    out = render_routed(big, little, lr, size, routed, block=block, context=context)
+    assert len(encoded) == 3 and sum(encoded) <= 3 * (block + 1 + 2 * context) ** 2 < lr.shape[-2] * lr.shape[-1]
+    assert out.routed == pytest.approx(3 / 9) and out.routed < out.decoded < 1.2 * out.routed
+    small = render(little, lr, size)
+    added, residual = out.image - small, render(big, lr, size) - small
+    ramp = residual.abs().max() / (2 * FEATHER_RADIUS + 1)
+    for dim in (-1, -2):
+        assert added.diff(dim=dim).abs().max() <= residual.diff(dim=dim).abs().max() + ramp + EXACT
+    big.module.encode = encode
+    exact = render_routed(big, little, lr, size, routed, block=block, context=None)
+    rows, cols = output_axis(size[0]), output_axis(size[1])
+    block_rows = ((rows + 1) / 2 * lr.shape[-2] // block).long().clamp(max=routed.shape[0] - 1)
+    block_cols = ((cols + 1) / 2 * lr.shape[-1] // block).long().clamp(max=routed.shape[1] - 1)
+    mask = feathered_mask(routed, block_rows, block_cols, (0, size[0]), (0, size[1]))
+    torch.testing.assert_close(exact.image, torch.lerp(small, render(big, lr, size), mask), rtol=0, atol=EXACT)
+
+
+def test_calibrate_adaptive_on_detail_weights_given_as_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint export named detail (random weights here) calibrates against lite, on detail's patches."""
+    big, _ = tiny_pair()
+    weights = tmp_path / "detail.safetensors"
+    save_file({k: v.contiguous() for k, v in big.module.state_dict().items()}, str(weights))
+    ModelCard("detail", "lite", TINY_DETAIL, parameters=parameter_count(big.module)).write(tmp_path / "detail.json")
+    data = tmp_path / "data" / "set"
+    data.mkdir(parents=True)
+    for seed in range(2):
+        noise = np.random.default_rng(seed).integers(0, 256, (72, 80, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(data / f"{seed}.png")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"model: {{name: lite}}\ndata: {{data_root: {tmp_path / 'data'}, train_dirs: [set], "
+                      "val_list: [set/0.png]}\nsteps: 1\n")
+    assert main(["calibrate-adaptive", "--model", str(weights), "--config", str(config), "--images", "2",
+                 "--scales", "2"]) == 0
+    assert "wrote the adaptive calibration of detail" in capsys.readouterr().out
+    loaded = load_model(weights)
+    calibration = RoutingCalibration.of(loaded.descriptor)
+    assert calibration is not None and calibration.little == "lite"
+    assert calibration.block == loaded.descriptor.route_block

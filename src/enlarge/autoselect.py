@@ -229,7 +229,12 @@ class Selector:
         self._timings = {c.descriptor.name: profile.timing(c) for c in self.candidates}
         self._profiled_threads = profile.machine.get("threads")
         self._calibrations = {c.descriptor.name: RoutingCalibration.of(c.descriptor) for c in self.candidates}
-        self._baselines = {c.descriptor.little for c in self.candidates if c.descriptor.little is not None}
+        # The weight-free little paths (bicubic): a little that has a little of its own (lite, under detail) is not
+        # a baseline, and a model's gain over it adds to the little's own gain (`expected_gain_db`).
+        self._littles = {c.descriptor.name: c.descriptor.little for c in self.candidates}
+        self._baselines = {c.descriptor.little for c in self.candidates if c.descriptor.little is not None} - {
+            name for name, little in self._littles.items() if little is not None
+        }
 
     @classmethod
     def bundled(cls, time_budget: float | None = None, path: Path | None = None) -> Selector:
@@ -239,14 +244,22 @@ class Selector:
     def expected_gain_db(self, model: LoadedModel, scores: torch.Tensor, scale: float) -> float | None:
         """Expected PSNR gain of `model` over its little path on blocks with these scores; 0 for a little path
         itself, None when the model is not calibrated."""
-        name = model.descriptor.name
+        return self._gain_db(model.descriptor.name, scores, scale)
+
+    def _gain_db(self, name: str, scores: torch.Tensor, scale: float) -> float | None:
+        """Expected gain of the candidate `name` over the baseline at the bottom of its chain of little models."""
         if name in self._baselines:
             return 0.0
-        calibration = self._calibrations[name]
+        calibration = self._calibrations.get(name)
         if calibration is None:
             return None
         little, big = calibration.expected_mse(scores.double(), scale)
-        return 10 * math.log10(float(little.mean()) / max(float(big.mean()), 1e-12))
+        own = 10 * math.log10(float(little.mean()) / max(float(big.mean()), 1e-12))
+        below = self._littles.get(name)
+        if below is None or below in self._baselines or below not in self._littles:
+            return own
+        under = self._gain_db(below, scores, scale)
+        return None if under is None else own + under
 
     def choose(self, lr: torch.Tensor, out_size: tuple[int, int], passes: int = 1) -> Selection:
         """The model for enlarging `lr` (1×3×h×w in [0, 1]) to `out_size` (H, W) in `passes` model passes."""

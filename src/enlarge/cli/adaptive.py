@@ -33,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the `calibrate-adaptive` command."""
     parser = sub.add_parser(
         "calibrate-adaptive",
-        description="Measure, on training images, how much a model gains over its little path (bicubic) for each "
-        "texture score and scale, tune the default routing threshold, and store both in the model's card.",
+        description="Measure, on training images, how much a model gains over its little companion (bicubic for "
+        "lite, lite for detail) for each texture score and scale, tune the default routing threshold, and store "
+        "both in the model's card. Weights given as a path (a checkpoint export) get the calibration in their card.",
     )
     parser.add_argument("--model", required=True, metavar="NAME|PATH", help="registered name or .safetensors file")
     parser.add_argument(
@@ -66,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
             for scale in scales:
                 hr = centre_crop(hr_full, CROP, scale)
                 lr = make_lr(hr, scale).float().unsqueeze(0) / LEVELS
-                samples.append(block_errors(model, little, lr, hr.float().unsqueeze(0) / LEVELS))
+                hr_levels = hr.float().unsqueeze(0) / LEVELS
+                samples.append(block_errors(model, little, lr, hr_levels, model.descriptor.route_block))
                 bar.update()
-    data = {"config": str(args.config), "images": len(images), "crop": CROP}
+    data = {"config": str(args.config), "images": len(images), "crop": CROP, "little": little.descriptor.source}
     calibration = fit_calibration(samples, little.descriptor.name, data)
     card = ModelCard.read(card_path)
     card.extra[CALIBRATION_KEY] = calibration.to_dict()

@@ -1,28 +1,32 @@
-"""Little–Big adaptive rendering: decode a model's residual only in the regions where it is expected to pay.
+"""Little–Big adaptive rendering: run a model only in the regions where it is expected to pay, its little
+companion elsewhere.
 
-A model whose descriptor names a `little` path — a weight-free registered model equal to this model's skip term
-(`lite` = bicubic + predicted residual) — can be rendered region by region:
+A model whose descriptor names a `little` companion — a cheaper registered model whose output it refines: for
+`lite` its own bicubic skip, for `detail` the whole `lite` (specs.Companion) — can be rendered region by region:
 
-1. **score**: the LR input is cut into routing blocks of BLOCK×BLOCK pixels, each scored by the gradient energy of
-   its luma, from the input alone (no decoding to decide);
+1. **score**: the LR input is cut into routing blocks (the companion's `block`, BLOCK pixels by default; `detail`
+   routes 32-pixel patches, ARM-style), each scored by the gradient energy of its luma, from the input alone (no
+   decoding to decide);
 2. **route**: a calibration stored in the model card (`card.extra["adaptive"]`, written by
    `enlarge calibrate-adaptive`) maps score and scale to the expected MSE of big and of little; blocks whose
    expected MSE reduction exceeds a threshold (default: the calibrated one), or the top `route_fraction` of them,
    are routed to the big model;
-3. **render**, tile by tile as `render` does: the little path everywhere; the big model's encoder once, only on the
-   LR windows that the routed regions depend on (their pixels plus the model's margin, so the features are those
-   of a whole-image encode) and not at all in tiles without them; its decoder only on output pixels under the
-   routing mask, which is 1 on routed blocks and ramps linearly to 0 over 2·FEATHER_RADIUS output pixels around
-   them. `out = lerp(little, big, mask)`: exactly big where routed, exactly little far from it, no visible step.
+3. **render**, tile by tile as `render` does: the little model everywhere; the big model's encoder once, only on
+   the LR windows around routed regions and not at all in tiles without them; its decoder only on output pixels
+   under the routing mask, which is 1 on routed blocks and ramps linearly to 0 over 2·FEATHER_RADIUS output pixels
+   around them. `out = lerp(little, big, mask)`: exactly big where routed, exactly little far from it, no visible
+   step. A window holds its pixels plus the companion's `context` (None: the big model's whole receptive field,
+   so its features are those of a whole-image encode; `detail`'s 36 pixels would make every window cover the
+   image, so it sees 4 pixels and its features differ from a whole-image encode only near window borders).
 
-The saving is the big model's work on what is not routed: its whole decoder cost there, and its encoder cost where
-unrouted areas are wider than twice the margin (sky, flat backgrounds); the encoder share of the cost (large at ×2
-for `lite`) is not saved on images whose detail is spread everywhere. Routing FULL_RENDER_SHARE of the blocks or
-more runs the plain big render, which is then no slower.
+The saving is the big model's work on what is not routed, less the little model's work everywhere. Routing
+FULL_RENDER_SHARE of the blocks or more runs the plain big render, routing none the plain little render: the end
+points are exactly the two models.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -39,8 +43,9 @@ from enlarge.engine.tiling import Span, channels_last_copy, plan_tiles
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.metrics import PEAK, rgb_to_y
 from enlarge.models.registry import Descriptor, LoadedModel, create
+from enlarge.models.specs import ROUTE_BLOCK
 
-BLOCK = 8  # LR pixels per side of a routing block: 64 LR pixels, a 32×32 output region at ×4
+BLOCK = ROUTE_BLOCK  # default LR pixels per side of a routing block: a 32×32 output region at ×4
 FEATHER_RADIUS = 2  # output pixels; the mask falls from 1 to 0 over 2·radius pixels outside routed blocks
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601: the score only needs a stable luma, not MATLAB's
 CALIBRATION_KEY = "adaptive"  # where the calibration lives in `ModelCard.extra`
@@ -174,7 +179,7 @@ class RoutingCalibration:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{source}: adaptive calibration is malformed ({exc!r})") from None
         sizes = {len(t.mse_little) for t in scales.values()} | {len(t.mse_big) for t in scales.values()}
-        if not scales or sizes != {len(edges) + 1} or calibration.block != BLOCK:
+        if not scales or sizes != {len(edges) + 1} or calibration.block < 1:
             raise ModelError(f"{source}: adaptive calibration tables do not match their bins or block size")
         return calibration
 
@@ -196,13 +201,20 @@ class AdaptiveOutput:
 
 
 def little_model(model: LoadedModel) -> LoadedModel:
-    """The registered little path of `model`; ModelError if its descriptor names none."""
+    """The registered little companion of `model` (loaded once per process); ModelError if its descriptor names
+    none."""
     name = model.descriptor.little
     if name is None:
         raise ModelError(
-            f"model {model.descriptor.name!r} has no cheap little path (it does not add a residual to a weight-free "
-            "model), so it cannot be rendered adaptively; use a model such as lite"
+            f"model {model.descriptor.name!r} has no cheap little path (no registered model it refines), so it "
+            "cannot be rendered adaptively; use a model such as lite or detail"
         )
+    return _loaded_little(name)
+
+
+@functools.cache
+def _loaded_little(name: str) -> LoadedModel:
+    """A little model by name, loaded once: its weights (lite's, for detail) are not re-read for every image."""
     return create(name)
 
 
@@ -272,21 +284,32 @@ def render_adaptive(
     chunk: int = QUERY_CHUNK,
     precision: str | None = None,
     progress: Progress | None = None,
+    little: LoadedModel | None = None,
 ) -> AdaptiveOutput:
     """Enlarge `lr` (1×3×h×w) to `out_size` (H, W) with `model` only where `routing` sends it, its little path
-    elsewhere. Routing nothing runs the plain little render; routing FULL_RENDER_SHARE of the blocks or more, the
-    plain big render (reported as all routed), since the blend would not be faster.
+    (`little`, None: the registered one) elsewhere, with the routing geometry of the pair (`routing_geometry`).
+    Routing nothing runs the plain little render; routing FULL_RENDER_SHARE of the blocks or more, the plain big
+    render (reported as all routed), since the blend would not be faster.
     """
-    little = little_model(model)
+    little = little_model(model) if little is None else little
     little.module.to(lr.device)
     scale = effective_scale((lr.shape[-2], lr.shape[-1]), out_size)
-    routed = route_blocks(block_scores(lr).cpu(), routing, RoutingCalibration.of(model.descriptor), scale)  # a small map
+    calibration = RoutingCalibration.of(model.descriptor)
+    block, context = routing_geometry(model.descriptor, calibration)
+    routed = route_blocks(block_scores(lr, block).cpu(), routing, calibration, scale)  # a small map
     share = float(routed.float().mean())
     if share >= FULL_RENDER_SHARE or share == 0.0:
         chosen, share = (model, 1.0) if share > 0.0 else (little, 0.0)
         image = render(chosen, lr, out_size, tile=tile, chunk=chunk, precision=precision, progress=progress)
         return AdaptiveOutput(image, share, share)
-    return render_routed(model, little, lr, out_size, routed, tile, chunk, precision, progress)
+    return render_routed(model, little, lr, out_size, routed, tile, chunk, precision, progress, block, context)
+
+
+def routing_geometry(descriptor: Descriptor, calibration: RoutingCalibration | None) -> tuple[int, int | None]:
+    """(block, context) of a model's routing: the block its calibration was fit on (else its companion's), and
+    the big encoder's context around routed blocks from its companion (None: exact)."""
+    block = calibration.block if calibration is not None else descriptor.route_block
+    return block, descriptor.route_context
 
 
 def render_routed(
@@ -299,15 +322,22 @@ def render_routed(
     chunk: int = QUERY_CHUNK,
     precision: str | None = None,
     progress: Progress | None = None,
+    block: int = BLOCK,
+    context: int | None = None,
 ) -> AdaptiveOutput:
-    """The blend for a given block map `routed` (ceil(h/BLOCK)×ceil(w/BLOCK) booleans), tile by tile."""
+    """The blend for a given block map `routed` (ceil(h/block)×ceil(w/block) booleans), tile by tile.
+
+    `context`: LR pixels of context the big encoder sees around routed regions (None: its whole receptive field,
+    so its features there are exactly those of a whole-image encode)."""
     precision = resolve_precision(precision, model.descriptor.default_precision, lr.device)
     h, w = lr.shape[-2:]
     big_h, big_w = out_size
     margin = max(model.descriptor.receptive_field, little.descriptor.receptive_field)
+    reach = model.descriptor.receptive_field if context is None else min(context, model.descriptor.receptive_field)
     plan = plan_tiles((h, w), out_size, tile, margin)
     rows, cols, rows_lr, cols_lr = plan.rows.to(lr.device), plan.cols.to(lr.device), plan.rows_lr, plan.cols_lr
-    block_rows, block_cols = _blocks_of(rows_lr, routed.shape[0]), _blocks_of(cols_lr, routed.shape[1])
+    block_rows = _blocks_of(rows_lr, routed.shape[0], block)
+    block_cols = _blocks_of(cols_lr, routed.shape[1], block)
     out = torch.empty(1, 3, big_h, big_w, device=lr.device)  # the routing map and the masks stay on the CPU
     decoded = 0
     with torch.inference_mode(), precision_context(precision, lr.device):
@@ -318,7 +348,7 @@ def render_routed(
                 little, little.module.encode(job.crop(lr)), job.frame, rows[r], cols[c], out_size, chunk
             )
             mask = feathered_mask(routed, block_rows, block_cols, (r.start, r.stop), (c.start, c.stop))
-            boxes = _windows(mask > 0, rows_lr[r], cols_lr[c], margin, job.ys, job.xs, (h, w))
+            boxes = _windows(mask > 0, rows_lr[r], cols_lr[c], reach, job.ys, job.xs, (h, w), block_rows[r])
             for box_rows, box_cols, window in boxes:
                 crop = lr[:, :, window.top : window.top + window.height, window.left : window.left + window.width]
                 feats = model.module.encode(channels_last_copy(crop))
@@ -369,24 +399,43 @@ def _windows(
     span_y: Span,
     span_x: Span,
     full: tuple[int, int],
+    block_rows: torch.Tensor,
 ) -> list[tuple[slice, slice, Frame]]:
     """The LR windows to encode for a tile whose needed output pixels are `need` (R×C, centres `rows_lr`,
-    `cols_lr` in LR pixel units), each with the box of output rows and columns it serves.
+    `cols_lr` in LR pixel units; routing block row of each output row `block_rows`), each with the box of output
+    rows and columns it serves.
 
-    The needed pixels are cut into boxes wherever two of them lie more than 2·margin LR pixels apart along rows or
-    columns, recursively (an XY cut); each box's window is its LR pixels plus the model's margin, within the
-    tile's encoded range. So the encoder skips what no routed region depends on, while every decoded pixel sees
-    the same features as in a whole-image encode.
+    Two coverings are tried and the one with fewer LR pixels to encode is kept: the needed pixels cut into boxes
+    wherever two of them lie more than 2·margin LR pixels apart along rows or columns, recursively (an XY cut, best
+    for a few compact regions); or each band of routing-block rows cut that way on its own (best for scattered
+    patches, which share no bounding box). Each box's window is its LR pixels plus `margin` (the tile's whole
+    encoded range on sides where it reaches the tile's edge), within that range. So the encoder skips what no routed region depends on; with `margin` the model's receptive field,
+    every decoded pixel sees the same features as in a whole-image encode.
     """
-    windows = []
-    everything = (slice(0, need.shape[0]), slice(0, need.shape[1]))
-    for box_rows, box_cols in _xy_cut(need, rows_lr, cols_lr, 2 * margin, *everything):
+
+    def frame(box_rows: slice, box_cols: slice) -> Frame:
+        """A box's window; on a side where the box reaches the tile's edge, the tile's whole encoded range, so that
+        tiles meet as in the plain render and a fully routed tile is exactly the big model's."""
         top = max(span_y.pad_start, int(torch.floor(rows_lr[box_rows.start])) - margin)
         bottom = min(span_y.pad_stop, int(torch.floor(rows_lr[box_rows.stop - 1])) + 1 + margin)
         left = max(span_x.pad_start, int(torch.floor(cols_lr[box_cols.start])) - margin)
         right = min(span_x.pad_stop, int(torch.floor(cols_lr[box_cols.stop - 1])) + 1 + margin)
-        windows.append((box_rows, box_cols, Frame(top, left, bottom - top, right - left, full)))
-    return windows
+        top = span_y.pad_start if box_rows.start == 0 else top
+        bottom = span_y.pad_stop if box_rows.stop == need.shape[0] else bottom
+        left = span_x.pad_start if box_cols.start == 0 else left
+        right = span_x.pad_stop if box_cols.stop == need.shape[1] else right
+        return Frame(top, left, bottom - top, right - left, full)
+
+    columns = slice(0, need.shape[1])
+    whole = _xy_cut(need, rows_lr, cols_lr, 2 * margin, slice(0, need.shape[0]), columns)
+    changes = ((block_rows[1:] != block_rows[:-1]).nonzero().squeeze(1) + 1).tolist()
+    banded = [
+        box
+        for start, stop in itertools.pairwise([0, *changes, need.shape[0]])
+        for box in _xy_cut(need, rows_lr, cols_lr, 2 * margin, slice(start, stop), columns)
+    ]
+    coverings = [[(rows, cols, frame(rows, cols)) for rows, cols in boxes] for boxes in (whole, banded)]
+    return min(coverings, key=lambda windows: sum(f.height * f.width for _, _, f in windows))
 
 
 def _xy_cut(
@@ -444,9 +493,9 @@ def feathered_mask(
     return soft[0, 0, r0 - e0 : r1 - e0, c0 - f0 : c1 - f0]
 
 
-def _blocks_of(centres_lr: torch.Tensor, n_blocks: int) -> torch.Tensor:
+def _blocks_of(centres_lr: torch.Tensor, n_blocks: int, block: int = BLOCK) -> torch.Tensor:
     """The routing block of each output pixel along one axis, from its centre in LR pixel units."""
-    return torch.div(centres_lr, BLOCK, rounding_mode="floor").long().clamp_(0, n_blocks - 1)
+    return torch.div(centres_lr, block, rounding_mode="floor").long().clamp_(0, n_blocks - 1)
 
 
 def _bands(need: torch.Tensor) -> list[tuple[int, int, torch.Tensor]]:
@@ -487,6 +536,7 @@ class BlockErrors:
     sse_little: torch.Tensor
     sse_big: torch.Tensor
     pixels: torch.Tensor
+    block: int = BLOCK  # LR pixels per side of a block
 
     def psnr(self, routed: torch.Tensor | None = None) -> float:
         """Image PSNR (Y) with the `routed` blocks from big and the rest from little (None: big everywhere)."""
@@ -503,22 +553,26 @@ class BlockErrors:
         return routed
 
 
-def block_errors(model: LoadedModel, little: LoadedModel, lr: torch.Tensor, hr: torch.Tensor) -> BlockErrors:
+def block_errors(
+    model: LoadedModel, little: LoadedModel, lr: torch.Tensor, hr: torch.Tensor, block: int = BLOCK
+) -> BlockErrors:
     """Render `lr` (1×3×h×w) with big and little at the size of `hr` (1×3×H×W, 8-bit levels in [0, 1]) and
-    measure their errors per routing block (`errors_of_renders`)."""
+    measure their errors per routing block of `block` LR pixels (`errors_of_renders`)."""
     out_size = (hr.shape[-2], hr.shape[-1])
-    return errors_of_renders(render(model, lr, out_size), render(little, lr, out_size), lr, hr)
+    return errors_of_renders(render(model, lr, out_size), render(little, lr, out_size), lr, hr, block)
 
 
-def errors_of_renders(big: torch.Tensor, small: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> BlockErrors:
+def errors_of_renders(
+    big: torch.Tensor, small: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor, block: int = BLOCK
+) -> BlockErrors:
     """The big and little renders of `lr` at the size of `hr`, rounded to 8 bits as the SR protocol does, and
     each one's squared Y error summed per routing block."""
     out_size = (hr.shape[-2], hr.shape[-1])
     rows, cols = output_axis(out_size[0]), output_axis(out_size[1])
-    scores = block_scores(lr)
+    scores = block_scores(lr, block)
     hb, wb = scores.shape
-    block_rows = _blocks_of((rows + 1) / 2 * lr.shape[-2], hb)
-    block_cols = _blocks_of((cols + 1) / 2 * lr.shape[-1], wb)
+    block_rows = _blocks_of((rows + 1) / 2 * lr.shape[-2], hb, block)
+    block_cols = _blocks_of((cols + 1) / 2 * lr.shape[-1], wb, block)
     ids = (block_rows[:, None] * wb + block_cols[None, :]).flatten()
     reference = rgb_to_y(hr[0])
 
@@ -529,7 +583,7 @@ def errors_of_renders(big: torch.Tensor, small: torch.Tensor, lr: torch.Tensor, 
 
     pixels = torch.bincount(ids, minlength=hb * wb).double()
     scale = effective_scale((lr.shape[-2], lr.shape[-1]), out_size)
-    return BlockErrors(scale, scores.flatten().double(), sse(small), sse(big), pixels)
+    return BlockErrors(scale, scores.flatten().double(), sse(small), sse(big), pixels, block)
 
 
 def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str, Any]) -> RoutingCalibration:
@@ -537,6 +591,8 @@ def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str,
     MSE of little and big per bin and scale, and per scale the default threshold (see `tune_threshold`)."""
     if not samples:
         raise ModelError("no calibration images: nothing to fit the adaptive lookup on")
+    if len({s.block for s in samples}) > 1:
+        raise ModelError("calibration samples were measured on different block sizes")
     scores = torch.cat([s.scores for s in samples])
     quantiles = torch.linspace(0, 1, N_BINS + 1, dtype=torch.float64)[1:-1]
     edges = tuple(torch.unique(torch.quantile(scores, quantiles)).tolist())
@@ -555,7 +611,7 @@ def fit_calibration(samples: Sequence[BlockErrors], little: str, data: dict[str,
         block_gains = [gains[torch.bucketize(s.scores, edge_tensor)] for s in group]
         threshold, summary = tune_threshold(group, block_gains)
         tables[scale] = ScaleTable(tuple(mse[0].tolist()), tuple(mse[1].tolist()), threshold, summary)
-    return RoutingCalibration(edges, tables, little, BLOCK, data)
+    return RoutingCalibration(edges, tables, little, samples[0].block, data)
 
 
 def tune_threshold(group: Sequence[BlockErrors], gains: Sequence[torch.Tensor]) -> tuple[float, dict[str, float]]:

@@ -22,6 +22,7 @@ from enlarge.models.card import ModelCard
 from enlarge.models.contract import DEFAULT_PRECISION, DEFAULT_TRAINED_SCALES, Descriptor, check_contract
 from enlarge.models.liif import LIIF
 from enlarge.models.lite import Lite
+from enlarge.models.specs import ROUTE_BLOCK, Companion, companion_of
 
 LINEAR_ACTIVATIONS = "linear_activations"  # config key: ReLUs replaced by identity (enlarge compress)
 MAX_SHOWN_KEYS = 3  # how many mismatching weight names an error lists
@@ -88,8 +89,9 @@ def linearize(module: nn.Module, names: list[str]) -> None:
 def describe(name: str, arch: str, config: dict[str, Any], module: nn.Module, *, has_weights: bool,
              card: ModelCard | None = None, source: str = "registry") -> Descriptor:
     """The descriptor of a built module, checked against the model contract once, here: receptive field from
-    the module, the rest from the card if any."""
+    the module, the little path from the spec of that name (else the architecture's), the rest from the card."""
     check_contract(module, source)
+    companion = companion_of(name) or (Companion(LITTLE_PATHS[arch]) if arch in LITTLE_PATHS else None)
     return Descriptor(
         name=name,
         arch=arch,
@@ -100,7 +102,9 @@ def describe(name: str, arch: str, config: dict[str, Any], module: nn.Module, *,
         has_weights=has_weights,
         card=card,
         source=source,
-        little=LITTLE_PATHS.get(arch),
+        little=companion.name if companion else None,
+        route_block=companion.block if companion else ROUTE_BLOCK,
+        route_context=companion.context if companion else None,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from enlarge.errors import ModelError
+from enlarge.models.specs import ROUTE_BLOCK
 
 if TYPE_CHECKING:
     import torch
@@ -83,7 +84,9 @@ class Descriptor:
     has_weights: bool = False
     card: ModelCard | None = None
     source: str = "registry"  # where the weights came from (bundled file, path)
-    little: str | None = None  # registered model equal to this one minus its residual (architectures.LITTLE_PATHS)
+    little: str | None = None  # cheaper registered model this one refines (spec `little`, else LITTLE_PATHS)
+    route_block: int = ROUTE_BLOCK  # Little–Big geometry for this pair (specs.Companion)
+    route_context: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
