@@ -348,7 +348,9 @@ def test_detail_patches_skip_the_big_encoder_and_blend_seamlessly() -> None:
     torch.testing.assert_close(exact.image, torch.lerp(small, render(big, lr, size), mask), rtol=0, atol=EXACT)
 
 
-def test_calibrate_adaptive_on_detail_weights_given_as_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_adaptive_on_detail_weights_given_as_a_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A checkpoint export named detail (random weights here) calibrates against lite, on detail's patches."""
     big, _ = tiny_pair()
     weights = tmp_path / "detail.safetensors"

@@ -163,3 +163,23 @@ def test_a_profile_taken_with_other_threads_is_flagged() -> None:
     profile = profile_for(bicubic, lite)
     other = Profile(profile.models, {"threads": torch.get_num_threads() + 1})
     assert "re-run enlarge profile" in Selector([bicubic, lite], other).choose(TEXTURED, (128, 128)).reason
+
+
+def test_gains_chain_through_little_models() -> None:
+    """A model refining lite (as detail does) gains over bicubic its own gain over lite plus lite's; lite, being
+    a little model with a little of its own, keeps its gain instead of counting as a baseline."""
+    import dataclasses
+
+    lite, bicubic = calibrated_lite(), create("bicubic")
+    torch.manual_seed(1)
+    module = build("lite", TINY_LITE).eval()
+    table = ScaleTable(LITTLE_MSE, BIG_MSE, threshold=1.0)
+    card = ModelCard("detail-test", "lite", TINY_LITE, extra={
+        CALIBRATION_KEY: RoutingCalibration(EDGES, {2.0: table, 4.0: table}, "lite-test").to_dict()})
+    described = describe("detail-test", "lite", TINY_LITE, module, has_weights=True, card=card)
+    detail = LoadedModel(module, dataclasses.replace(described, little="lite-test"))
+    chooser = Selector([bicubic, lite, detail], profile_for(bicubic, lite, detail), 10.0)
+    scores = torch.full((8, 8), 1000.0)
+    assert chooser.expected_gain_db(lite, scores, 2.0) == pytest.approx(3.01, abs=0.01)
+    assert chooser.expected_gain_db(detail, scores, 2.0) == pytest.approx(6.02, abs=0.01)
+    assert chooser.expected_gain_db(bicubic, scores, 2.0) == 0.0

@@ -5,7 +5,7 @@ expected gain is worth its time on this image.
   machine and saves a small JSON profile (`$ENLARGE_PROFILE`, else `$XDG_CACHE_HOME/enlarge/profile.json`, else
   `~/.cache/enlarge/profile.json`). A prediction fits seconds/MP = a + b/s² to the measured scales: the decoder
   costs per output pixel, the encoder per input pixel, i.e. 1/s² per output pixel.
-- **Gain**: a model's adaptive calibration (engine/adaptive.py, in its card) gives the expected MSE of the model and
+- **Gain**: a model's adaptive calibration (engine/adaptive/, in its card) gives the expected MSE of the model and
   of its little path for each LR block's texture score at each scale; over the image's blocks, the expected PSNR
   gain in dB. The little path itself (bicubic for `lite`) gains 0 by definition; an uncalibrated model's gain is
   unknown and taken as worth its time.

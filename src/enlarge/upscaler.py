@@ -103,7 +103,7 @@ class _Report:
 class Upscaler:
     """A loaded model plus the settings to run it: build once, call `upscale_image` / `enlarge_file` many times.
 
-    `adaptive`: decode the model's residual only where the input has detail (engine/adaptive.py), above the
+    `adaptive`: decode the model's residual only where the input has detail (engine/adaptive/), above the
     calibrated default threshold, `threshold`, or for the `route_fraction` of regions with most to gain.
     `model="auto"`: per image, the bundled model that fits `time_budget` seconds and is worth it (autoselect.py).
     `precision`: fp32 or bf16, else the model card's default (engine/precision.py). `backend="onnx"`: the model

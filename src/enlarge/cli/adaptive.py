@@ -3,7 +3,7 @@
 Calibration images are the held-out validation images of the training config, then evenly spaced training images,
 each centre-cropped; never the benchmark sets. For each image and scale the HR crop is shrunk with MATLAB's
 bicubic (as the SR protocol does), enlarged by the model and by its little path, and both errors summed per
-routing block (engine/adaptive.py). The card gets the table under `extra["adaptive"]`; re-run after every export,
+routing block (engine/adaptive/). The card gets the table under `extra["adaptive"]`; re-run after every export,
 which writes a fresh card.
 """
 

@@ -29,7 +29,7 @@ MAX_SHOWN_KEYS = 3  # how many mismatching weight names an error lists
 
 ARCHS: dict[str, type[nn.Module]] = {}
 # Architectures whose output is a weight-free registered model plus a predicted residual: that model is their
-# cheap "little" path, so adaptive enlargement can decode the residual only where it pays (engine/adaptive.py).
+# cheap "little" path, so adaptive enlargement can decode the residual only where it pays (engine/adaptive/).
 LITTLE_PATHS: dict[str, str] = {}
 
 Module = TypeVar("Module", bound=type[nn.Module])

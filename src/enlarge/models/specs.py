@@ -47,7 +47,7 @@ class ModelSpec:
     description: str
     needs_weights: bool = True
     bundled: str | None = None  # file name in enlarge/weights, without extension
-    # The cheaper registered model this one refines, for Little–Big routing (engine/adaptive.py); None: the
+    # The cheaper registered model this one refines, for Little–Big routing (engine/adaptive/); None: the
     # architecture's own little path, if it has one (architectures.LITTLE_PATHS).
     little: Companion | None = None
 
