@@ -58,8 +58,8 @@ from enlarge.models.registry import LoadedModel, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "benchmark"
-RESULT = REPO / "docs" / "results" / "adaptive.md"
-PLOT = REPO / "docs" / "results" / "adaptive.png"
+RESULTS = REPO / "docs" / "results"
+DEFAULT_MODEL = "lite"  # its results are adaptive.md; another model's adaptive-NAME.md
 SETS = "Set14,B100,Urban100"
 SCALES = "2,4"
 BUDGETS = "0.25,1,4"  # seconds per image given to `auto`
@@ -83,6 +83,7 @@ class Point:
     seconds: list[float] = field(default_factory=list)
     routed: list[float] = field(default_factory=list)
     decoded: list[float] = field(default_factory=list)
+    encoded: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -138,25 +139,29 @@ def score(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> float:
     return psnr(to_uint8(sr[0]).double() / LEVELS, hr.double() / LEVELS, scale, "y")
 
 
-def sweep(calibration: RoutingCalibration | None, scale: int) -> list[tuple[str, Routing]]:
-    """The adaptive operating points at `scale`: the calibration's thresholds, or route fractions without one."""
+def sweep(
+    calibration: RoutingCalibration | None, scale: int, fractions: tuple[float, ...] = ()
+) -> list[tuple[str, Routing]]:
+    """The adaptive operating points at `scale`: `fractions` (ranked by expected gain), then the calibration's
+    thresholds; route fractions FRACTIONS without a calibration."""
     if calibration is None:
-        return [(f"fraction {f:g}", Routing(route_fraction=f)) for f in FRACTIONS]
+        return [(f"fraction {f:g}", Routing(route_fraction=f)) for f in fractions or FRACTIONS]
     gains = sorted({round(float(g), 6) for g in calibration.bin_gains(scale) if g > 0}, reverse=True)
-    points = [(f"threshold {t:.3g}", Routing(threshold=t)) for t in [*gains[1:], 0.0]]
+    points = [(f"fraction {f:g}", Routing(route_fraction=f)) for f in fractions]
+    points += [(f"threshold {t:.3g}", Routing(threshold=t)) for t in [*gains[1:], 0.0]]
     default = calibration.threshold(scale)
     return [*points, (f"default {default:.3g}", Routing(threshold=default))]
 
 
 def run_set(
     big: LoadedModel, little: LoadedModel, folder: Path, scale: int, limit: int | None, budgets: list[float],
-    profile: Profile, repeats: int = 1,
+    profile: Profile, repeats: int = 1, fractions: tuple[float, ...] = (),
 ) -> tuple[list[Point], list[AutoRow], Oracle]:
     """Every operating point, every budget and the oracle bound over one set at one scale."""
     settings = Settings(scales=(scale,), limit=limit)
     dataset = find_dataset(folder, limit)
     calibration = RoutingCalibration.of(big.descriptor)
-    routes = sweep(calibration, scale)
+    routes = sweep(calibration, scale, fractions)
     block, _ = routing_geometry(big.descriptor, calibration)
     points = [Point(f"little ({little.descriptor.name})"), *(Point(label, r.threshold) for label, r in routes),
               Point(f"big ({big.descriptor.name})")]
@@ -172,14 +177,16 @@ def run_set(
         points[0].seconds.append(seconds)
         points[0].routed.append(0.0)
         points[0].decoded.append(0.0)
+        points[0].encoded.append(0.0)
         scores = block_scores(lr, block)
-        done: dict[bytes, tuple[float, float, float, float]] = {}  # thresholds that route alike render alike
+        done: dict[bytes, tuple[float, ...]] = {}  # thresholds that route alike render alike
         for point, (_, routing) in zip(points[1:-1], routes):
             key = route_blocks(scores, routing, calibration, scale).numpy().tobytes()
             if key not in done:
                 out, seconds = timed(render_adaptive, big, lr, size, routing, repeats=repeats, little=little)
-                done[key] = (score(out.image, hr, scale), seconds, out.routed, out.decoded)
-            for values, value in zip((point.psnr, point.seconds, point.routed, point.decoded), done[key]):
+                done[key] = (score(out.image, hr, scale), seconds, out.routed, out.decoded, out.encoded)
+            columns = (point.psnr, point.seconds, point.routed, point.decoded, point.encoded)
+            for values, value in zip(columns, done[key]):
                 values.append(value)
         sr, seconds = timed(render, big, lr, size, repeats=repeats)
         errors.append(errors_of_renders(sr, small, lr, hr.unsqueeze(0).float() / LEVELS, block))
@@ -187,6 +194,7 @@ def run_set(
         points[-1].seconds.append(seconds)
         points[-1].routed.append(1.0)
         points[-1].decoded.append(1.0)
+        points[-1].encoded.append(1.0)
         for row, chooser in zip(autos, selectors):
             choice = chooser.choose(lr, size)
             sr, seconds = timed(render, choice.model, lr, size)
@@ -217,12 +225,12 @@ def tables(results: dict[tuple[str, int], tuple[list[Point], list[AutoRow], Orac
         little_psnr = mean(points[0].psnr)
         best = pareto(points)
         lines += [f"### {name} ×{scale} ({len(points[0].psnr)} images)", "",
-                  "| point | routed | decoded | s / image | time vs big | Y-PSNR | vs little | Pareto |",
-                  "|---|---:|---:|---:|---:|---:|---:|:-:|"]
+                  "| point | routed | decoded | big encoded | s / image | time vs big | Y-PSNR | vs little | Pareto |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|:-:|"]
         for i, p in enumerate(points):
             seconds = mean(p.seconds)
             lines.append(
-                f"| {p.label} | {mean(p.routed):.0%} | {mean(p.decoded):.0%} | {seconds:.3f} | "
+                f"| {p.label} | {mean(p.routed):.0%} | {mean(p.decoded):.0%} | {mean(p.encoded):.0%} | {seconds:.3f} | "
                 f"{seconds / big_time:.2f} | {mean(p.psnr):.2f} | {mean(p.psnr) - little_psnr:+.2f} | "
                 f"{'✓' if i in best else ''} |"
             )
@@ -269,7 +277,7 @@ def plot(results: dict[tuple[str, int], tuple[list[Point], list[AutoRow], Oracle
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite", help="registered name or weights file (default %(default)s)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registered name or weights file (default %(default)s)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding the benchmark sets")
     parser.add_argument("--sets", default=SETS, help="comma-separated set folders (default %(default)s)")
     parser.add_argument("--scales", default=SCALES, help="comma-separated integer scales (default %(default)s)")
@@ -278,7 +286,10 @@ def main() -> int:
                         help="seconds per image for auto (default %(default)s; empty: no auto rows)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=1, help="time each render this many times, keep the fastest")
-    parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)} and the plot")
+    parser.add_argument("--fractions", default="",
+                        help="route fractions to sweep as well as the calibration's thresholds, e.g. 0.1,0.25")
+    parser.add_argument("--write", action="store_true",
+                        help="write docs/results/adaptive.md (another model: adaptive-NAME.md) and the plot")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -298,25 +309,30 @@ def main() -> int:
     for name in args.sets.split(","):
         for scale in (int(s) for s in args.scales.split(",")):
             results[(name, scale)] = run_set(
-                big, little, args.data / name, scale, args.limit, budgets, profile, args.repeats
+                big, little, args.data / name, scale, args.limit, budgets, profile, args.repeats,
+                tuple(float(f) for f in args.fractions.split(",") if f),
             )
     text = tables(results)
     machine = f"{cpu_summary()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     calibrated = RoutingCalibration.of(big.descriptor) is not None
     print(text)
+    stem = "adaptive" if big.descriptor.name == DEFAULT_MODEL else f"adaptive-{big.descriptor.name}"
+    result, plot_path = RESULTS / f"{stem}.md", RESULTS / f"{stem}.png"
     if args.write:
         command = shlex.join(["python", "benchmarks/adaptive.py", *sys.argv[1:]])
         note = f"\n**Warning:** {warning}\n" if load > BUSY_LOAD else ""
-        atomic_write_text(RESULT, (
-            "# Adaptive enlargement (Little–Big)\n\n"
-            f"Produced by `{command}` with model `{big.descriptor.name}` ({big.descriptor.source}); "
+        atomic_write_text(result, (
+            f"# Adaptive enlargement (Little–Big){'' if stem == 'adaptive' else f': {big.descriptor.name}'}\n\n"
+            f"Produced by `{command}` with model `{big.descriptor.name}` ({big.descriptor.source}, "
+            f"{big.descriptor.card.training.get('steps', '?')} training steps); "
             f"{'thresholds from its calibration' if calibrated else 'uncalibrated: route fractions'}. "
             f"Little = {little.descriptor.name} (the model's companion), big = the model; adaptive runs the big "
-            "model only on routed regions. Y-PSNR with shave = scale on 8-bit outputs; wall time per image.\n\n"
-            f"Machine: {machine}\n{note}\n![speed against PSNR](adaptive.png)\n\n" + text
+            "model only on routed regions; *big encoded*: the big encoder's LR pixels against its plain render's. "
+            "Y-PSNR with shave = scale on 8-bit outputs; wall time per image.\n\n"
+            f"Machine: {machine}\n{note}\n![speed against PSNR]({plot_path.name})\n\n" + text
         ))
-        atomic_write_bytes(PLOT, plot(results))
-        print(f"wrote {RESULT.relative_to(REPO)} and {PLOT.relative_to(REPO)}", file=sys.stderr)
+        atomic_write_bytes(plot_path, plot(results))
+        print(f"wrote {result.relative_to(REPO)} and {plot_path.relative_to(REPO)}", file=sys.stderr)
     return 0
 
 

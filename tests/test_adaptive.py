@@ -334,6 +334,7 @@ def test_detail_patches_skip_the_big_encoder_and_blend_seamlessly() -> None:
     out = render_routed(big, little, lr, size, routed, block=block, context=context)
     assert len(encoded) == 3 and sum(encoded) <= 3 * (block + 1 + 2 * context) ** 2 < lr.shape[-2] * lr.shape[-1]
     assert out.routed == pytest.approx(3 / 9) and out.routed < out.decoded < 1.2 * out.routed
+    assert out.encoded == pytest.approx(sum(encoded) / (lr.shape[-2] * lr.shape[-1]))
     small = render(little, lr, size)
     added, residual = out.image - small, render(big, lr, size) - small
     ramp = residual.abs().max() / (2 * FEATHER_RADIUS + 1)

@@ -46,12 +46,14 @@ FULL_RENDER_SHARE = 0.5
 
 @dataclass(frozen=True)
 class AdaptiveOutput:
-    """An adaptive render: the image, the share of output pixels in routed blocks, and the share the big decoder
-    actually ran on (routed plus the feather around them)."""
+    """An adaptive render: the image, the share of output pixels in routed blocks, the share the big decoder
+    actually ran on (routed plus the feather around them), and the big encoder's LR pixels as a share of those
+    of the plain big render (the work a busy machine's timings blur)."""
 
     image: torch.Tensor
     routed: float
     decoded: float
+    encoded: float
 
 
 def render_adaptive(
@@ -80,7 +82,7 @@ def render_adaptive(
     if share >= FULL_RENDER_SHARE or share == 0.0:
         chosen, share = (model, 1.0) if share > 0.0 else (little, 0.0)
         image = render(chosen, lr, out_size, tile=tile, chunk=chunk, precision=precision, progress=progress)
-        return AdaptiveOutput(image, share, share)
+        return AdaptiveOutput(image, share, share, share)
     return render_routed(model, little, lr, out_size, routed, tile, chunk, precision, progress, block, context)
 
 
@@ -111,7 +113,7 @@ def render_routed(
     block_rows = blocks_of(rows_lr, routed.shape[0], block)
     block_cols = blocks_of(cols_lr, routed.shape[1], block)
     out = torch.empty(1, 3, big_h, big_w, device=lr.device)  # the routing map and the masks stay on the CPU
-    decoded = 0
+    decoded = encoded = 0
     with torch.inference_mode(), precision_context(precision, lr.device):
         for done, job in enumerate(plan.jobs):
             r, c = job.rows, job.cols
@@ -124,6 +126,7 @@ def render_routed(
             for box_rows, box_cols, window in boxes:
                 crop = lr[:, :, window.top : window.top + window.height, window.left : window.left + window.width]
                 feats = model.module.encode(channels_last_copy(crop))
+                encoded += window.height * window.width
                 decoded += _decode_big(
                     model, feats, window, rows[r][box_rows], cols[c][box_cols], out_size, chunk,
                     mask[box_rows, box_cols].to(lr.device), target[:, :, box_rows, box_cols],
@@ -133,7 +136,8 @@ def render_routed(
     routed_pixels = torch.bincount(block_rows, minlength=routed.shape[0]).double() @ routed.double()
     routed_pixels = routed_pixels @ torch.bincount(block_cols, minlength=routed.shape[1]).double()
     pixels = big_h * big_w
-    return AdaptiveOutput(out, float(routed_pixels) / pixels, decoded / pixels)
+    plain = sum(job.frame.height * job.frame.width for job in plan.jobs)  # what the plain big render encodes
+    return AdaptiveOutput(out, float(routed_pixels) / pixels, decoded / pixels, encoded / plain)
 
 
 def _decode_big(
