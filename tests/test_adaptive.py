@@ -256,16 +256,22 @@ def test_upscaler_api_and_cli_report_the_routed_share(tmp_path: Path, capsys: py
     assert re.search(r", tiny adaptive 4\d% routed, \d+\.\d\d s$", line)
 
 
-def test_calibrate_command_writes_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    weights = write_tiny(tmp_path)
-    data = tmp_path / "data" / "set"
+def calibration_config(folder: Path, size: tuple[int, int]) -> Path:
+    """A training config over two noise images of `size` (H, W) in `folder`, one of them held out; its path."""
+    data = folder / "data" / "set"
     data.mkdir(parents=True)
     for seed in range(2):
-        noise = np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        noise = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
         Image.fromarray(noise).save(data / f"{seed}.png")
-    config = tmp_path / "config.yaml"
-    config.write_text(f"model: {{name: lite}}\ndata: {{data_root: {tmp_path / 'data'}, train_dirs: [set], "
+    config = folder / "config.yaml"
+    config.write_text(f"model: {{name: lite}}\ndata: {{data_root: {folder / 'data'}, train_dirs: [set], "
                       "val_list: [set/0.png]}\nsteps: 1\n")
+    return config
+
+
+def test_calibrate_command_writes_the_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    weights = write_tiny(tmp_path)
+    config = calibration_config(tmp_path, (40, 48))
     assert main(["calibrate-adaptive", "--model", str(weights), "--config", str(config), "--images", "2",
                  "--scales", "2,4"]) == 0
     assert "wrote the adaptive calibration of tiny" in capsys.readouterr().out
@@ -357,14 +363,7 @@ def test_calibrate_adaptive_on_detail_weights_given_as_a_path(
     weights = tmp_path / "detail.safetensors"
     save_file({k: v.contiguous() for k, v in big.module.state_dict().items()}, str(weights))
     ModelCard("detail", "lite", TINY_DETAIL, parameters=parameter_count(big.module)).write(tmp_path / "detail.json")
-    data = tmp_path / "data" / "set"
-    data.mkdir(parents=True)
-    for seed in range(2):
-        noise = np.random.default_rng(seed).integers(0, 256, (72, 80, 3), dtype=np.uint8)
-        Image.fromarray(noise).save(data / f"{seed}.png")
-    config = tmp_path / "config.yaml"
-    config.write_text(f"model: {{name: lite}}\ndata: {{data_root: {tmp_path / 'data'}, train_dirs: [set], "
-                      "val_list: [set/0.png]}\nsteps: 1\n")
+    config = calibration_config(tmp_path, (72, 80))
     assert main(["calibrate-adaptive", "--model", str(weights), "--config", str(config), "--images", "2",
                  "--scales", "2"]) == 0
     assert "wrote the adaptive calibration of detail" in capsys.readouterr().out
