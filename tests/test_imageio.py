@@ -17,8 +17,8 @@ import pytest
 import tifffile
 from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
-from enlarge import imageio
 from enlarge.errors import ImageTooLargeError, InputError, OutputError
+from enlarge.imageio import pillow
 from enlarge.imageio import (
     DEFAULT_QUALITY,
     SUPPORTED_OUTPUT_EXTENSIONS,
@@ -451,7 +451,7 @@ def test_failed_encode_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytest
         stream.write(b"\x89PNG partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(imageio, "_write_with_pillow", half_then_fail)
+    monkeypatch.setattr(pillow, "write_with_pillow", half_then_fail)
     image = DecodedImage(np.zeros((2, 2, 3), np.float32))
     with pytest.raises(OutputError, match="disk full"):
         write_image(tmp_path / "out.png", image)
@@ -467,7 +467,7 @@ def test_interrupt_during_encode_leaves_no_file_behind(tmp_path: Path, monkeypat
     def interrupted(*args, **kwargs) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(imageio, "_write_with_pillow", interrupted)
+    monkeypatch.setattr(pillow, "write_with_pillow", interrupted)
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "out.png", DecodedImage(np.zeros((2, 2, 3), np.float32)))
     assert list(tmp_path.iterdir()) == []

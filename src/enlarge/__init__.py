@@ -24,9 +24,9 @@ _EXPORTS = {
     "DEFAULT_MODEL": "enlarge.models.specs",
     "SizeRequest": "enlarge.sizing",
     "SizePlan": "enlarge.sizing",
-    "DecodedImage": "enlarge.imageio",
-    "read_image": "enlarge.imageio",
-    "write_image": "enlarge.imageio",
+    "DecodedImage": "enlarge.imageio.decoded",
+    "read_image": "enlarge.imageio.reading",
+    "write_image": "enlarge.imageio.writing",
     "EnlargeError": "enlarge.errors",
 }
 
@@ -34,7 +34,9 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from enlarge.errors import EnlargeError
-    from enlarge.imageio import DecodedImage, read_image, write_image
+    from enlarge.imageio.decoded import DecodedImage
+    from enlarge.imageio.reading import read_image
+    from enlarge.imageio.writing import write_image
     from enlarge.models.specs import DEFAULT_MODEL
     from enlarge.sizing import SizePlan, SizeRequest
     from enlarge.pil_interface import upscale

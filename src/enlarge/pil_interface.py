@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from enlarge.errors import InputError
-from enlarge.imageio import DecodedImage, decode_image_bytes, read_image
+from enlarge.imageio.decoded import DecodedImage
+from enlarge.imageio.reading import decode_image_bytes, read_image
 from enlarge.pixels import MAX_8_BIT
 from enlarge.sizing import DEFAULT_FIT, Size, SizeRequest
 from enlarge.upscaler import Upscaler

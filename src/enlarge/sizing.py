@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from enlarge.errors import SizeError
-from enlarge.imageio import DEFAULT_MAX_INPUT_PIXELS
+from enlarge.imageio.reading import DEFAULT_MAX_INPUT_PIXELS
 
 FITS = ("contain", "cover", "pad", "stretch")
 DEFAULT_FIT = "contain"  # never a silent stretch: the aspect ratio is kept unless asked otherwise

@@ -33,7 +33,9 @@ from enlarge.engine.render import PRECISIONS, Progress, render
 from enlarge.engine.tiling import check_tile
 from enlarge.errors import EnlargeError, InputError, SizeError
 from enlarge.fidelity import unpremultiply
-from enlarge.imageio import DEFAULT_MAX_INPUT_PIXELS, DecodedImage, encode_image_bytes, read_image, write_image
+from enlarge.imageio.decoded import DecodedImage
+from enlarge.imageio.reading import DEFAULT_MAX_INPUT_PIXELS, read_image
+from enlarge.imageio.writing import encode_image_bytes, write_image
 from enlarge.models.contract import LoadedModel
 from enlarge.models.registry import load_model
 from enlarge.models.specs import DEFAULT_MODEL
