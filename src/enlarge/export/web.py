@@ -1,0 +1,133 @@
+"""The static web app: the enlarge page running the models in the visitor's browser with onnxruntime-web.
+
+`export_web(models, folder)` writes
+
+- `index.html`, `app.js`, `web.css` (from the repository's `web/app/`) and `style.css` (the served page's own
+  stylesheet, so both pages look alike);
+- `ort/ort.wasm.min.js`: onnxruntime-web's WebAssembly build, from `web/node_modules` (pinned by
+  `web/package-lock.json`; `make web-deps` installs it);
+- `ort/wasm.js`: onnxruntime-web's WebAssembly binary and its loader module, as strings in a classic script;
+- `models.js`: each model's encoder and grid decoder graphs (the ONNX export of `export/onnx.py`) and what the
+  page needs to run them as the Python engine does (receptive field, grid band, tile sizes, alpha floor).
+
+Why everything is a classic script: from `file://` Chrome refuses `fetch`, module scripts and `import()` of
+files, but runs `<script src>`. The page hands the binary to onnxruntime (`env.wasm.wasmBinary`) and imports the
+loader from a `blob:` URL, so the same folder works from disk and from any static host, and never asks the
+network for anything. Threads need cross-origin isolation (COOP/COEP headers), which `file://` cannot have: the
+page runs one thread there and uses threads where a host sends those headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
+from enlarge.errors import EnlargeError, ModelError
+from enlarge.export.onnx import ENCODER_FILE, GRID_FILE, META_FILE, export_onnx
+from enlarge.fileutil import atomic_write_text
+from enlarge.models.registry import LoadedModel
+from enlarge.models.specs import DEFAULT_MODEL, SPECS, available
+from enlarge.sizing import DEFAULT_MAX_OUTPUT_MP, DEFAULT_PAD_COLOR
+from enlarge.upscaler import ALPHA_FLOOR
+
+REPO_WEB = Path(__file__).resolve().parents[3] / "web"  # the repository's web/ (a source checkout)
+APP_FOLDER = "app"
+APP_FILES = ("index.html", "app.js", "web.css")
+SERVE_STYLE = Path(__file__).resolve().parents[1] / "serve" / "static" / "style.css"
+ORT_PACKAGE = Path("node_modules") / "onnxruntime-web"
+ORT_DIST = ORT_PACKAGE / "dist"
+ORT_SCRIPT = "ort.wasm.min.js"  # the WebAssembly-only build, a classic script
+ORT_LOADER = "ort-wasm-simd-threaded.mjs"  # the Emscripten loader it imports
+ORT_BINARY = "ort-wasm-simd-threaded.wasm"  # SIMD; threads where the page is cross-origin isolated
+ORT_FOLDER = "ort"
+WASM_SCRIPT = "wasm.js"
+MODELS_SCRIPT = "models.js"
+# the bundled models with a grid decoder graph, which the page runs; the first is its default
+WEB_MODELS = (DEFAULT_MODEL, "lite-real", "bicubic")
+
+
+@dataclass(frozen=True)
+class WebExport:
+    """What `export_web` wrote: the folder, its page, and the models in it."""
+
+    folder: Path
+    index: Path
+    models: tuple[str, ...]
+    runtime_version: str
+
+
+def runtime_dist(web_root: Path = REPO_WEB) -> Path:
+    """onnxruntime-web's dist folder under `web_root`; EnlargeError saying how to install it when absent."""
+    dist = web_root / ORT_DIST
+    if not all((dist / name).is_file() for name in (ORT_SCRIPT, ORT_LOADER, ORT_BINARY)):
+        raise EnlargeError(
+            f"the web app needs onnxruntime-web in {web_root / 'node_modules'}: run `make web-deps` (npm ci in web/)"
+        )
+    return dist
+
+
+def default_models() -> list[str]:
+    """The names of WEB_MODELS that are usable here (weights bundled, or none needed)."""
+    return [name for name in WEB_MODELS if name in SPECS and available(SPECS[name])]
+
+
+def export_web(models: list[LoadedModel], folder: Path, web_root: Path = REPO_WEB) -> WebExport:
+    """Write the static app with `models` (the first is the page's default) into `folder` (created if missing).
+
+    Each model needs a grid graph (`decoder_grid.onnx`: lite, lite-real, bicubic); ModelError for one without.
+    """
+    dist = runtime_dist(web_root)
+    if not models:
+        raise ModelError("the web app needs at least one model")
+    folder = Path(folder)
+    try:
+        (folder / ORT_FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnlargeError(f"cannot create the web app folder {folder} ({exc.strerror})") from None
+    entries = [_model_entry(model) for model in models]
+    for name in APP_FILES:
+        shutil.copyfile(web_root / APP_FOLDER / name, folder / name)
+    shutil.copyfile(SERVE_STYLE, folder / SERVE_STYLE.name)
+    shutil.copyfile(dist / ORT_SCRIPT, folder / ORT_FOLDER / ORT_SCRIPT)
+    wasm = {
+        "loader": (dist / ORT_LOADER).read_text(encoding="utf-8"),
+        "binary": base64.b64encode((dist / ORT_BINARY).read_bytes()).decode("ascii"),
+    }
+    atomic_write_text(folder / ORT_FOLDER / WASM_SCRIPT, f"window.ENLARGE_WASM = {json.dumps(wasm)};\n")
+    settings = {
+        "models": entries,
+        "tile": {"auto_max_pixels": AUTO_TILE_MAX_PIXELS, "size": AUTO_TILE},
+        "alpha_floor": ALPHA_FLOOR,
+        "pad_color": list(DEFAULT_PAD_COLOR),
+        "max_output_mp": DEFAULT_MAX_OUTPUT_MP,
+    }
+    atomic_write_text(folder / MODELS_SCRIPT, f"window.ENLARGE_SETTINGS = {json.dumps(settings)};\n")
+    version = json.loads((web_root / ORT_PACKAGE / "package.json").read_text())["version"]
+    return WebExport(folder, folder / "index.html", tuple(e["name"] for e in entries), version)
+
+
+def _model_entry(model: LoadedModel) -> dict[str, object]:
+    """One model for models.js: its graphs (base64) and what the page needs to tile and band as the engine does."""
+    with tempfile.TemporaryDirectory(prefix="enlarge-web-") as tmp:
+        paths = export_onnx(model, Path(tmp))
+        if paths.grid is None:
+            raise ModelError(f"{model.descriptor.name} has no grid decoder graph, which the web app runs; "
+                             "export lite, lite-real or bicubic")
+        meta = json.loads((Path(tmp) / META_FILE).read_text())
+        encoder, grid = (Path(tmp) / ENCODER_FILE).read_bytes(), (Path(tmp) / GRID_FILE).read_bytes()
+    spec = SPECS.get(meta["name"])
+    card = meta.get("card") or {}
+    return {
+        "name": meta["name"],
+        "description": spec.description if spec is not None else card.get("description") or meta["name"],
+        "features": meta["features"],
+        "receptive_field": meta["receptive_field"],
+        "grid_band": meta["grid_band"],
+        "encoder": base64.b64encode(encoder).decode("ascii"),
+        "grid": base64.b64encode(grid).decode("ascii"),
+    }

@@ -1,0 +1,72 @@
+"""Headless Chromium for the browser tests and benchmarks/browser.py: what is missing, and a driver to start.
+
+Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package. A test calls
+`require_browser(...)` at import: without them it is skipped with a loud reason, except under CI=true, where it
+fails: CI must run the browser tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+DRIVER_NAME = "chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+INSTALL_HINT = "Install with `make browser-deps` (apt-get install chromium chromium-driver) and `pip install selenium`."
+
+
+def missing_browser_parts() -> list[str]:
+    """What of chromium, chromedriver and selenium is not installed here."""
+    missing = []
+    if not any(shutil.which(name) for name in CHROMIUM_NAMES):
+        missing.append("chromium")
+    if not shutil.which(DRIVER_NAME):
+        missing.append("chromium-driver (chromedriver)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    return missing
+
+
+def require_browser(missing: list[str], hint: str = INSTALL_HINT) -> None:
+    """Skip the calling module (fail under CI=true) when anything in `missing` is absent."""
+    if not missing:
+        return
+    message = f"BROWSER TEST NOT RUN: {', '.join(missing)} missing. {hint}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " CI must run this test.")
+    pytest.skip(message, allow_module_level=True)
+
+
+def start_chromium(profile: Path, downloads: Path, window: tuple[int, int], flags: tuple[str, ...] = ()):
+    """A Selenium driver of headless Chromium with its own profile, saving downloads into `downloads`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = next(shutil.which(name) for name in CHROMIUM_NAMES if shutil.which(name))
+    for flag in (*CHROMIUM_FLAGS, *flags):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument(f"--window-size={window[0]},{window[1]}")
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which(DRIVER_NAME)))
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    return driver

@@ -1,0 +1,816 @@
+// The enlarge page that runs in the browser: input → model (onnxruntime-web, WebAssembly) → output, on this device.
+// It does what the Python tool does (enlarge/sizing.py, upscaler.py, engine/render.py, pixels.py): the same size
+// plan, tiles, bands, alpha and Lanczos, so the pixels match the Python ONNX path within one level.
+"use strict";
+
+const SETTINGS = window.ENLARGE_SETTINGS;  // models.js: the models and the engine's constants
+const SLIDER_START = 50;                   // percent of the width showing the original
+const TICK_MS = 100;                       // how often the elapsed time is redrawn while enlarging
+const RGB = 3;
+const RGBA = 4;
+const MAX_8_BIT = 255;
+const PIXELS_PER_MP = 1e6;
+const LANCZOS_SUPPORT = 3;                 // Pillow's Lanczos: a = 3
+const FORMAT_QUALITY = 0.95;               // JPEG / WEBP, as the Python writer's default of 95
+const PNG_CHUNK_ROWS = 256;                // rows handed to the compressor at a time
+// How the original is laid over the output so both show the same scene, per fit.
+const BEFORE_FIT = { contain: "fill", stretch: "fill", cover: "cover", pad: "contain" };
+const MEDIA_TYPES = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" };
+const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" };
+const PNG_GRAY_TYPES = new Set([0, 4]);    // PNG colour types that are grayscale (with or without alpha)
+const PNG_COLOR_TYPE = { 1: 0, 2: 4, 3: 2, 4: 6 };  // channels → PNG colour type
+const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const PNG_COLOR_TYPE_OFFSET = 25;
+const PNG_CHUNK_OVERHEAD = 12;             // length, type, CRC
+const PNG_ALPHA_CHANNELS = { 4: 2, 6: 4 }; // colour type → channels, for the types with alpha decoded here          // in the file: signature (8), IHDR length + type (8), 9 bytes of IHDR
+
+const $ = (id) => document.getElementById(id);
+const state = { file: null, inputUrl: null, inputSize: null, outputUrl: null, busy: false, ready: false };
+const sessions = new Map();                // model name → { encoder, grid, gridInputs }
+window.enlargeTimings = null;              // the last run's seconds, for tests and benchmarks
+
+function setStatus(text, isError = false) {
+  const status = $("status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function base64Bytes(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ------------------------------------------------------------------------------------------------ runtime
+
+// onnxruntime-web from the page's own scripts: the binary from ort/wasm.js, its loader module from a blob: URL
+// (file:// allows neither fetch nor import() of files). Threads only where the page is cross-origin isolated.
+function setUpRuntime() {
+  const wasm = window.ENLARGE_WASM;
+  ort.env.wasm.wasmBinary = base64Bytes(wasm.binary);
+  ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([wasm.loader], { type: "text/javascript" })) };
+  window.ENLARGE_WASM = null;
+  const threads = self.crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.numThreads = threads;
+  $("runtime-info").textContent = `onnxruntime-web ${ort.env.versions?.web || ""}, WebAssembly SIMD, ${threads} `
+    + `thread${threads === 1 ? "" : "s"}${self.crossOriginIsolated ? "" : " (threads need a cross-origin isolated host)"}.`;
+  const select = $("model");
+  SETTINGS.models.forEach((model, index) => {
+    const option = new Option(model.name, model.name, index === 0, index === 0);
+    option.dataset.description = model.description;
+    select.append(option);
+  });
+  describeModel();
+  state.ready = true;
+  updateButton();
+}
+
+async function modelSessions(model) {
+  if (!sessions.has(model.name)) {
+    const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+    const encoder = await ort.InferenceSession.create(base64Bytes(model.encoder), options);
+    const grid = await ort.InferenceSession.create(base64Bytes(model.grid), options);
+    sessions.set(model.name, { encoder, grid, gridInputs: new Set(grid.inputNames) });
+  }
+  return sessions.get(model.name);
+}
+
+function chosenModel() {
+  return SETTINGS.models.find((m) => m.name === $("model").value) || SETTINGS.models[0];
+}
+
+function describeModel() {
+  const option = $("model").selectedOptions[0];
+  $("model-info").textContent = option ? option.dataset.description : "No model is available.";
+}
+
+// ------------------------------------------------------------------------------------------------ input
+
+function chooseFile(file) {
+  if (!file) return;
+  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
+  state.file = file;
+  state.inputUrl = URL.createObjectURL(file);
+  state.inputSize = null;
+  const image = $("input-image");
+  image.onload = () => {
+    state.inputSize = [image.naturalWidth, image.naturalHeight];
+    $("input-info").textContent = `${file.name}: ${image.naturalWidth} × ${image.naturalHeight} px, ${formatBytes(file.size)}`;
+    previewSize();
+    updateButton();
+  };
+  image.onerror = () => {
+    $("input-info").textContent = `${file.name}: ${formatBytes(file.size)}; this browser cannot open it`;
+    updateButton();
+  };
+  image.src = state.inputUrl;
+  $("input-preview").hidden = false;
+  $("result").hidden = true;
+  setStatus("Ready: choose the size and model, then Enlarge.");
+  updateButton();
+}
+
+function setUpDrop() {
+  const drop = $("drop");
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (event) => {
+      event.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    chooseFile(event.dataTransfer.files[0]);
+  });
+  $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
+}
+
+// The file's pixels as 8-bit RGBA, EXIF orientation applied, no colour management; whether it is grayscale
+// (a PNG says so in its header; other files when every pixel has R = G = B).
+async function decode(file) {
+  const bitmap = await createImageBitmap(file, {
+    premultiplyAlpha: "none", colorSpaceConversion: "none", imageOrientation: "from-image",
+  });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(bitmap, 0, 0);
+  const rgba = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  const header = new Uint8Array(await file.slice(0, PNG_COLOR_TYPE_OFFSET + 1).arrayBuffer());
+  const isPng = PNG_SIGNATURE.every((byte, i) => header[i] === byte);
+  let gray = isPng && PNG_GRAY_TYPES.has(header[PNG_COLOR_TYPE_OFFSET]);
+  if (!isPng) {
+    gray = true;
+    for (let i = 0; i < rgba.length && gray; i += RGBA) gray = rgba[i] === rgba[i + 1] && rgba[i] === rgba[i + 2];
+  }
+  let alphaMin = MAX_8_BIT;
+  let alphaMax = 0;
+  for (let i = RGB; i < rgba.length; i += RGBA) {
+    alphaMin = Math.min(alphaMin, rgba[i]);
+    alphaMax = Math.max(alphaMax, rgba[i]);
+  }
+  const alpha = alphaMin === MAX_8_BIT ? "none" : alphaMin === alphaMax ? "constant" : "varying";
+  const straight = alpha !== "none" && isPng ? await decodeStraight(file) : null;
+  const exact = straight && straight.width === bitmap.width && straight.height === bitmap.height;
+  return { width: bitmap.width, height: bitmap.height, rgba: exact ? straight.rgba : rgba, gray, alpha,
+           constantAlpha: alphaMin / MAX_8_BIT };
+}
+
+// Straight (not premultiplied) RGBA as stored in an 8-bit PNG with alpha, decoded here: a canvas (and Chrome's
+// ImageDecoder) keep colour premultiplied in 8 bits, which loses up to a level of premultiplied colour, and the
+// model passes that on. Null for anything else (other formats, 16 bits, palettes, interlacing, an EXIF chunk):
+// those go through the canvas.
+async function decodeStraight(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  let header = null;
+  const data = [];
+  for (let pos = PNG_SIGNATURE.length; pos + PNG_CHUNK_OVERHEAD <= bytes.length;) {
+    const length = view.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    const body = bytes.subarray(pos + 8, pos + 8 + length);
+    if (type === "IHDR") header = body;
+    else if (type === "IDAT") data.push(body);
+    else if (type === "eXIf" || type === "IEND") { if (type === "eXIf") return null; break; }
+    pos += PNG_CHUNK_OVERHEAD + length;
+  }
+  if (!header) return null;
+  const head = new DataView(header.buffer, header.byteOffset, header.length);
+  const [width, height] = [head.getUint32(0), head.getUint32(4)];
+  const channels = PNG_ALPHA_CHANNELS[header[9]];
+  if (header[8] !== 8 || !channels || header[12] !== 0) return null;
+  const inflated = new Blob(data).stream().pipeThrough(new DecompressionStream("deflate"));
+  const raw = new Uint8Array(await new Response(inflated).arrayBuffer());
+  const stride = width * channels;
+  const pixels = new Uint8Array(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    const row = pixels.subarray(y * stride, (y + 1) * stride);
+    const above = y > 0 ? pixels.subarray((y - 1) * stride, y * stride) : new Uint8Array(stride);
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? row[x - channels] : 0;
+      const b = above[x];
+      const c = x >= channels ? above[x - channels] : 0;
+      row[x] = line[x] + pngPredict(filter, a, b, c);
+    }
+  }
+  const rgba = new Uint8ClampedArray(width * height * RGBA);
+  for (let o = 0; o < width * height; o++) {
+    for (let k = 0; k < RGB; k++) rgba[o * RGBA + k] = pixels[o * channels + (channels === RGBA ? k : 0)];
+    rgba[o * RGBA + RGB] = pixels[o * channels + channels - 1];
+  }
+  return { width, height, rgba };
+}
+
+// The PNG row filters: none, sub, up, average, Paeth (a: left, b: above, c: above left).
+function pngPredict(filter, a, b, c) {
+  if (filter === 1) return a;
+  if (filter === 2) return b;
+  if (filter === 3) return (a + b) >> 1;
+  if (filter === 4) {
+    const p = a + b - c;
+    const pa = Math.abs(p - a);
+    const pb = Math.abs(p - b);
+    const pc = Math.abs(p - c);
+    return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------------ size
+
+// The size plan of enlarge/sizing.py: render size, crop (cover) or pad (pad) box, final size; half-up rounding in
+// exact integers where the inputs are integers.
+function mode() {
+  return document.querySelector('input[name="mode"]:checked').value;
+}
+
+function roundHalfUp(value) {
+  return Math.floor(value + 0.5);
+}
+
+function scaledSide(side, numerator, denominator) {
+  return Math.max(1, Math.floor((2 * side * numerator + denominator) / (2 * denominator)));
+}
+
+function centred(inner, outer) {
+  const left = Math.floor((outer[0] - inner[0]) / 2);
+  const top = Math.floor((outer[1] - inner[1]) / 2);
+  return { left, top, width: inner[0], height: inner[1] };
+}
+
+function request() {
+  if (mode() === "scale") return { scale: Number($("scale").value) };
+  return { width: Number($("width").value) || null, height: Number($("height").value) || null, fit: $("fit").value };
+}
+
+function sizePlan([w, h], asked) {
+  const simple = (size) => ({ render: size, final: size, crop: null, pad: null });
+  if (asked.scale !== undefined) return simple([roundHalfUp(w * asked.scale), roundHalfUp(h * asked.scale)]);
+  const { width, height, fit } = asked;
+  if (!height) return simple([width, scaledSide(h, width, w)]);
+  if (!width) return simple([scaledSide(w, height, h), height]);
+  const target = [width, height];
+  if (fit === "stretch") return simple(target);
+  const widthTighter = width * h <= height * w;
+  const byWidth = [width, scaledSide(h, width, w)];
+  const byHeight = [scaledSide(w, height, h), height];
+  if (fit === "cover") {
+    const render = width * h >= height * w ? byWidth : byHeight;
+    const same = render[0] === width && render[1] === height;
+    return { render, final: target, crop: same ? null : centred(target, render), pad: null };
+  }
+  const render = widthTighter ? byWidth : byHeight;
+  if (fit === "pad") {
+    const same = render[0] === width && render[1] === height;
+    return { render, final: target, crop: null, pad: same ? null : centred(render, target) };
+  }
+  return simple(render);
+}
+
+// A message for what is wrong with the request, or null.
+function formProblem() {
+  if (!state.file) return "Choose an image first.";
+  if (!state.inputSize) return "This browser cannot open the chosen file.";
+  const asked = request();
+  if (asked.scale !== undefined) {
+    if (!(asked.scale > 0) || !Number.isFinite(asked.scale)) return "The scale must be a number above 0, e.g. 2.5.";
+  } else if (!asked.width && !asked.height) {
+    return "Give a width, a height, or both.";
+  } else if ((asked.width && (asked.width < 1 || !Number.isInteger(asked.width)))
+             || (asked.height && (asked.height < 1 || !Number.isInteger(asked.height)))) {
+    return "Width and height are whole numbers of pixels, at least 1.";
+  }
+  const plan = sizePlan(state.inputSize, asked);
+  for (const [what, [w, h]] of [["output", plan.final], ["intermediate render", plan.render]]) {
+    if (w < 1 || h < 1) return `The ${what} would be empty; use a larger scale or size.`;
+    if (w * h > SETTINGS.max_output_mp * PIXELS_PER_MP) {
+      return `The ${what} ${w} × ${h} is above the ${SETTINGS.max_output_mp} MP limit; ask for a smaller size.`;
+    }
+  }
+  return null;
+}
+
+function previewSize() {
+  const problem = state.inputSize ? formProblem() : null;
+  const plan = state.inputSize && !problem ? sizePlan(state.inputSize, request()) : null;
+  $("size-preview").textContent = plan ? `Output ${plan.final[0]} × ${plan.final[1]} px.` : problem || "";
+}
+
+function showMode() {
+  const bySize = mode() === "size";
+  $("scale-fields").hidden = bySize;
+  $("size-fields").hidden = !bySize;
+  previewSize();
+}
+
+function updateButton() {
+  $("go").disabled = state.busy || !state.ready || !state.file || !state.inputSize;
+}
+
+// NAME_{label}.EXT as enlarge/paths.py names outputs: x2.5, 640x480, w800, h600.
+function outputName(asked, format) {
+  const stem = state.file.name.replace(/\.[^.]*$/, "");
+  let label;
+  if (asked.scale !== undefined) label = `x${Number(asked.scale.toPrecision(6))}`;
+  else if (asked.width && asked.height) label = `${asked.width}x${asked.height}`;
+  else label = asked.width ? `w${asked.width}` : `h${asked.height}`;
+  return `${stem}_${label}.${EXTENSIONS[format]}`;
+}
+
+// ------------------------------------------------------------------------------------------------ engine
+
+// Float32 arithmetic step by step, as PyTorch computes on float32 tensors: the same coordinates to the bit, which
+// matters where a scale puts output centres exactly between two features (×1 on an axis).
+const f32 = Math.fround;
+
+// Centres of n output pixels along one axis in [-1, 1] (enlarge/coords.py axis_coords).
+function axisCoords(n) {
+  const out = new Float32Array(n);
+  const radius = 1 / n;
+  const first = f32(-1 + radius);
+  const step = f32(2 * radius);
+  for (let i = 0; i < n; i++) out[i] = f32(first + f32(step * i));
+  return out;
+}
+
+// Output centres in LR pixels, (c + 1) / 2 · n (engine/tiling.py plan_tiles).
+function lrPixels(coords, n) {
+  return coords.map((v) => f32(f32(f32(v + 1) / 2) * n));
+}
+
+// Cores of at most `tile` along `length`, each widened by `margin` (engine/tiling.py spans).
+function spans(length, tile, margin) {
+  const out = [];
+  for (let start = 0; start < length; start += tile) {
+    const stop = Math.min(start + tile, length);
+    out.push({ start, stop, padStart: Math.max(0, start - margin), padStop: Math.min(length, stop + margin) });
+  }
+  return out;
+}
+
+// [i0, i1): the output pixels whose centre (in LR pixels, ascending) lies in the span's core.
+function ownedRange(centresLr, span) {
+  const count = (bound) => centresLr.findIndex((v) => v >= bound);
+  const i0 = count(span.start);
+  const i1 = count(span.stop);
+  return [i0 < 0 ? centresLr.length : i0, i1 < 0 ? centresLr.length : i1];
+}
+
+// The tiles of engine/tiling.py plan_tiles: the LR window each encodes, the output rows and columns it owns, and
+// its bands of rows for the grid decoder (about grid_band pixels each).
+function planTiles(lrW, lrH, outW, outH, model) {
+  const margin = model.receptive_field;
+  const tile = lrW * lrH <= SETTINGS.tile.auto_max_pixels ? Math.max(lrW, lrH) : SETTINGS.tile.size;
+  const rows = axisCoords(outH);
+  const cols = axisCoords(outW);
+  const rowsLr = lrPixels(rows, lrH);
+  const colsLr = lrPixels(cols, lrW);
+  const jobs = [];
+  for (const sy of spans(lrH, tile, margin)) {
+    const [r0, r1] = ownedRange(rowsLr, sy);
+    for (const sx of spans(lrW, tile, margin)) {
+      const [c0, c1] = ownedRange(colsLr, sx);
+      if (r1 > r0 && c1 > c0) {
+        const bandRows = Math.max(1, Math.floor(model.grid_band / (c1 - c0)));
+        jobs.push({ sy, sx, r0, r1, c0, c1, bandRows, bands: Math.ceil((r1 - r0) / bandRows) });
+      }
+    }
+  }
+  return { rows, cols, jobs };
+}
+
+// Map global coordinates into the crop's own [-1, 1] frame (engine/query.py to_local).
+function toLocal(global, start, length, full) {
+  const out = new Float32Array(global.length);
+  const pixels = lrPixels(global, full);
+  for (let i = 0; i < global.length; i++) out[i] = f32(f32(f32(f32(pixels[i] - start) / length) * 2) - 1);
+  return out;
+}
+
+// Enlarge an lrW × lrH input to outW × outH with `model`, tile by tile and band by band (engine/render.py).
+// `crop(left, top, w, h)` gives a window of the input as 3 float planes in [0, 1]; `sink(row, col, rows, cols,
+// planes)` takes each band's unclamped RGB planes; `step()` is called after every band.
+async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
+  const { encoder, grid, gridInputs } = await modelSessions(model);
+  const plan = planTiles(lrW, lrH, outW, outH, model);
+  for (const job of plan.jobs) {
+    const { sy, sx } = job;
+    const h = sy.padStop - sy.padStart;
+    const w = sx.padStop - sx.padStart;
+    const image = new ort.Tensor("float32", crop(sx.padStart, sy.padStart, w, h), [1, RGB, h, w]);
+    const features = await encoder.run({ image });
+    const ys = toLocal(plan.rows.subarray(job.r0, job.r1), sy.padStart, h, lrH);
+    const xs = toLocal(plan.cols.subarray(job.c0, job.c1), sx.padStart, w, lrW);
+    const feed = { xs: new ort.Tensor("float32", xs, [xs.length]),
+                   cell: new ort.Tensor("float32", Float32Array.of(((2 / outH) * lrH) / h, ((2 / outW) * lrW) / w), [2]) };
+    for (const name of model.features) feed[name] = features[name];
+    for (const name of Object.keys(feed)) if (!gridInputs.has(name) && name !== "ys") delete feed[name];
+    for (let start = 0; start < ys.length; start += job.bandRows) {
+      const band = ys.subarray(start, Math.min(start + job.bandRows, ys.length));
+      feed.ys = new ort.Tensor("float32", band, [band.length]);
+      const { rgb } = await grid.run(feed);
+      sink(job.r0 + start, job.c0, band.length, xs.length, rgb.data);
+      step();
+    }
+    for (const tensor of Object.values(features)) tensor.dispose();
+  }
+}
+
+function workUnits(lrW, lrH, outW, outH, model) {
+  return planTiles(lrW, lrH, outW, outH, model).jobs.reduce((sum, job) => sum + job.bands, 0);
+}
+
+// A window of the decoded image as 3 float planes: colour (premultiplied by alpha when asked) or alpha.
+function cropper(decoded, channel) {
+  const { rgba, width } = decoded;
+  return (left, top, w, h) => {
+    const planes = new Float32Array(RGB * w * h);
+    const size = w * h;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = ((top + y) * width + left + x) * RGBA;
+        const o = y * w + x;
+        for (let c = 0; c < RGB; c++) {
+          const alpha = rgba[i + RGB] / MAX_8_BIT;
+          let value;
+          if (channel === "alpha") value = alpha;
+          else if (channel === "premultiplied") value = Math.fround(rgba[i + c] / MAX_8_BIT) * alpha;
+          else value = rgba[i + c] / MAX_8_BIT;
+          planes[c * size + o] = value;
+        }
+      }
+    }
+    return planes;
+  };
+}
+
+// Pillow's antialiased Lanczos on float planes (what enlarge/pixels.py lanczos calls): per axis that changes,
+// horizontal first, weights normalised, sums in double.
+function lanczosWeights(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = LANCZOS_SUPPORT * filterScale;
+  const sinc = (x) => (x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x));
+  const filter = (x) => (x > -LANCZOS_SUPPORT && x < LANCZOS_SUPPORT ? sinc(x) * sinc(x / LANCZOS_SUPPORT) : 0);
+  const out = [];
+  for (let i = 0; i < outSize; i++) {
+    const centre = (i + 0.5) * scale;
+    const first = Math.max(Math.trunc(centre - support + 0.5), 0);
+    const last = Math.min(Math.trunc(centre + support + 0.5), inSize);
+    const weights = [];
+    let total = 0;
+    for (let x = first; x < last; x++) {
+      const weight = filter((x - centre + 0.5) / filterScale);
+      weights.push(weight);
+      total += weight;
+    }
+    out.push({ first, weights: total !== 0 ? weights.map((v) => v / total) : weights });
+  }
+  return out;
+}
+
+function lanczos(planes, channels, [inW, inH], [outW, outH]) {
+  let current = planes;
+  let w = inW;
+  if (outW !== inW) {
+    const table = lanczosWeights(inW, outW);
+    const next = new Float32Array(channels * outW * inH);
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < inH; y++) {
+        const row = c * inW * inH + y * inW;
+        for (let x = 0; x < outW; x++) {
+          const { first, weights } = table[x];
+          let sum = 0;
+          for (let k = 0; k < weights.length; k++) sum += current[row + first + k] * weights[k];
+          next[c * outW * inH + y * outW + x] = sum;
+        }
+      }
+    }
+    current = next;
+    w = outW;
+  }
+  if (outH !== inH) {
+    const table = lanczosWeights(inH, outH);
+    const next = new Float32Array(channels * w * outH);
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < outH; y++) {
+        const { first, weights } = table[y];
+        for (let x = 0; x < w; x++) {
+          let sum = 0;
+          for (let k = 0; k < weights.length; k++) sum += current[c * w * inH + (first + k) * w + x] * weights[k];
+          next[c * w * outH + y * w + x] = sum;
+        }
+      }
+    }
+    current = next;
+  }
+  return current;
+}
+
+const clamp01 = (v) => Math.min(1, Math.max(0, v));
+
+// One pass of upscaler.py _resample: the model up to the larger of input and target on each axis (clamped to
+// [0, 1]), then Lanczos down → 3 float planes of `size`.
+async function resamplePass(model, decoded, channel, size, step) {
+  const lr = [decoded.width, decoded.height];
+  const grown = [Math.max(size[0], lr[0]), Math.max(size[1], lr[1])];
+  const crop = cropper(decoded, channel);
+  let planes;
+  if (grown[0] === lr[0] && grown[1] === lr[1]) {
+    planes = crop(0, 0, lr[0], lr[1]);
+  } else {
+    const [outW, outH] = grown;
+    planes = new Float32Array(RGB * outW * outH);
+    const plane = outW * outH;
+    await render(model, lr[0], lr[1], outW, outH, crop, (row, col, rows, cols, rgb) => {
+      for (let c = 0; c < RGB; c++) {
+        for (let y = 0; y < rows; y++) {
+          for (let x = 0; x < cols; x++) {
+            planes[c * plane + (row + y) * outW + col + x] = clamp01(rgb[c * rows * cols + y * cols + x]);
+          }
+        }
+      }
+    }, step);
+  }
+  return grown[0] === size[0] && grown[1] === size[1] ? planes : lanczos(planes, RGB, grown, size);
+}
+
+// The rendered image (render size) as 8-bit interleaved channels: gray (1) or RGB (3), plus alpha if any.
+// Opaque enlargements without shrinking go straight from the bands to bytes (no float copy of the output).
+async function enlargeChannels(model, decoded, size, progress) {
+  const [w, h] = size;
+  const n = w * h;
+  const lr = [decoded.width, decoded.height];
+  const passes = decoded.alpha === "varying" ? 2 : 1;
+  const enlarges = w > lr[0] || h > lr[1];
+  const total = passes * (enlarges ? workUnits(lr[0], lr[1], Math.max(w, lr[0]), Math.max(h, lr[1]), model) : 1);
+  let done = 0;
+  const step = () => progress(++done / total);
+  const colour = decoded.gray ? 1 : RGB;
+  const channels = colour + (decoded.alpha === "none" ? 0 : 1);
+  const out = new Uint8ClampedArray(n * channels);
+  const put = (o, c, value) => { out[o * channels + c] = value * MAX_8_BIT; };
+  if (decoded.alpha !== "varying" && w >= lr[0] && h >= lr[1] && enlarges) {
+    await render(model, lr[0], lr[1], w, h, cropper(decoded, "colour"), (row, col, rows, cols, rgb) => {
+      const plane = rows * cols;
+      for (let y = 0; y < rows; y++) {
+        for (let x = 0; x < cols; x++) {
+          const i = y * cols + x;
+          const o = (row + y) * w + col + x;
+          if (colour === 1) {
+            put(o, 0, clamp01((clamp01(rgb[i]) + clamp01(rgb[plane + i]) + clamp01(rgb[2 * plane + i])) / RGB));
+          } else {
+            for (let c = 0; c < RGB; c++) put(o, c, clamp01(rgb[c * plane + i]));
+          }
+        }
+      }
+    }, step);
+  } else {
+    const premultiply = decoded.alpha === "varying";
+    const rgb = await resamplePass(model, decoded, premultiply ? "premultiplied" : "colour", size, step);
+    const alpha = premultiply ? await resamplePass(model, decoded, "alpha", size, step) : null;
+    for (let o = 0; o < n; o++) {
+      let a = 1;
+      if (alpha) a = clamp01((alpha[o] + alpha[n + o] + alpha[2 * n + o]) / RGB);
+      const values = [];
+      for (let c = 0; c < RGB; c++) {
+        const v = alpha ? (a >= SETTINGS.alpha_floor ? Math.max(rgb[c * n + o], 0) / Math.max(a, SETTINGS.alpha_floor) : 0)
+                        : rgb[c * n + o];
+        values.push(v);
+      }
+      if (colour === 1) put(o, 0, clamp01((values[0] + values[1] + values[2]) / RGB));
+      else for (let c = 0; c < RGB; c++) put(o, c, clamp01(values[c]));
+      if (alpha) put(o, colour, a);
+    }
+    if (!enlarges) progress(1);
+  }
+  if (decoded.alpha === "constant") for (let o = 0; o < n; o++) put(o, colour, decoded.constantAlpha);
+  return { pixels: out, channels, width: w, height: h };
+}
+
+// Crop (cover) or pad (pad: transparent with alpha, else the pad colour) to the final size.
+function finish(image, plan) {
+  const box = plan.crop || plan.pad;
+  if (!box) return image;
+  const [fw, fh] = plan.final;
+  const { channels } = image;
+  const out = new Uint8ClampedArray(fw * fh * channels);
+  const hasAlpha = channels === 2 || channels === RGBA;
+  if (plan.pad && !hasAlpha) {
+    const [r, g, b] = SETTINGS.pad_color;
+    const fill = channels === 1 ? [Math.round(0.299 * r + 0.587 * g + 0.114 * b)] : [r, g, b];
+    for (let o = 0; o < fw * fh; o++) for (let c = 0; c < channels; c++) out[o * channels + c] = fill[c];
+  }
+  const rowBytes = box.width * channels;
+  for (let y = 0; y < box.height; y++) {
+    if (plan.crop) {
+      const from = ((box.top + y) * image.width + box.left) * channels;
+      out.set(image.pixels.subarray(from, from + rowBytes), y * fw * channels);
+    } else {
+      const from = y * image.width * channels;
+      out.set(image.pixels.subarray(from, from + rowBytes), ((box.top + y) * fw + box.left) * channels);
+    }
+  }
+  return { pixels: out, channels, width: fw, height: fh };
+}
+
+// ------------------------------------------------------------------------------------------------ output
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+function pngChunk(type, data) {
+  const chunk = new Uint8Array(12 + data.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, data.length);
+  for (let i = 0; i < 4; i++) chunk[4 + i] = type.charCodeAt(i);
+  chunk.set(data, 8);
+  let crc = 0xffffffff;
+  for (let i = 4; i < 8 + data.length; i++) crc = CRC_TABLE[(crc ^ chunk[i]) & 0xff] ^ (crc >>> 8);
+  view.setUint32(8 + data.length, (crc ^ 0xffffffff) >>> 0);
+  return chunk;
+}
+
+// An 8-bit PNG of the exact bytes (a canvas would premultiply alpha and lose colour in transparent parts),
+// compressed by the browser's own zlib (CompressionStream "deflate").
+async function encodePng(image) {
+  const { pixels, channels, width, height } = image;
+  const header = new Uint8Array(13);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header[8] = 8;
+  header[9] = PNG_COLOR_TYPE[channels];
+  const stream = new CompressionStream("deflate");
+  const writer = stream.writable.getWriter();
+  const compressed = new Response(stream.readable).arrayBuffer();
+  const rowBytes = width * channels;
+  for (let start = 0; start < height; start += PNG_CHUNK_ROWS) {
+    const rows = Math.min(PNG_CHUNK_ROWS, height - start);
+    const chunk = new Uint8Array(rows * (rowBytes + 1));
+    for (let y = 0; y < rows; y++) {
+      const from = (start + y) * rowBytes;
+      chunk.set(pixels.subarray(from, from + rowBytes), y * (rowBytes + 1) + 1);  // filter byte 0: none
+    }
+    await writer.write(chunk);
+  }
+  await writer.close();
+  const parts = [Uint8Array.from(PNG_SIGNATURE), pngChunk("IHDR", header),
+                 pngChunk("IDAT", new Uint8Array(await compressed)), pngChunk("IEND", new Uint8Array(0))];
+  return new Blob(parts, { type: MEDIA_TYPES.png });
+}
+
+// JPEG or WEBP through a canvas (lossy formats: the canvas's premultiplied storage does not matter there).
+async function encodeLossy(image, format) {
+  const { pixels, channels, width, height } = image;
+  const rgba = new Uint8ClampedArray(width * height * RGBA);
+  for (let o = 0; o < width * height; o++) {
+    const colour = channels <= 2 ? [pixels[o * channels]] : pixels.subarray(o * channels, o * channels + RGB);
+    for (let c = 0; c < RGB; c++) rgba[o * RGBA + c] = colour[colour.length === 1 ? 0 : c];
+    rgba[o * RGBA + RGB] = channels === 2 || channels === RGBA ? pixels[o * channels + channels - 1] : MAX_8_BIT;
+  }
+  const canvas = new OffscreenCanvas(width, height);
+  canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
+  return canvas.convertToBlob({ type: MEDIA_TYPES[format], quality: FORMAT_QUALITY });
+}
+
+// ------------------------------------------------------------------------------------------------ enlarge
+
+async function enlarge(event) {
+  event.preventDefault();
+  const problem = formProblem();
+  if (problem) {
+    setStatus(problem, true);
+    return;
+  }
+  state.busy = true;
+  updateButton();
+  $("result").hidden = true;
+  const progress = $("progress");
+  progress.hidden = false;
+  progress.value = 0;
+  const started = performance.now();
+  let phase = "Reading the image";
+  const timer = setInterval(() => {
+    setStatus(`${phase}… ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }, TICK_MS);
+  try {
+    const asked = request();
+    const format = $("format").value;
+    const model = chosenModel();
+    const decoded = await decode(state.file);
+    const hasAlpha = decoded.alpha !== "none";
+    if (hasAlpha && format === "jpeg") throw new Error("the image has transparency, which JPEG cannot store: choose PNG or WEBP");
+    const plan = sizePlan([decoded.width, decoded.height], asked);
+    phase = "Loading the model";
+    await modelSessions(model);
+    phase = "Enlarging";
+    const renderStarted = performance.now();
+    let shown = 0;
+    const image = finish(await enlargeChannels(model, decoded, plan.render, async (fraction) => {
+      progress.value = 100 * fraction;
+      if (fraction - shown > 0.01) { shown = fraction; await nextFrame(); }
+    }), plan);
+    const renderSeconds = (performance.now() - renderStarted) / 1000;
+    phase = "Encoding";
+    const blob = format === "png" ? await encodePng(image) : await encodeLossy(image, format);
+    const seconds = (performance.now() - started) / 1000;
+    window.enlargeTimings = { render: renderSeconds, total: seconds };
+    showResult(blob, model.name, [decoded.width, decoded.height], plan.final, seconds, outputName(asked, format));
+  } catch (error) {
+    setStatus(`Error: ${error.message || error}`, true);
+  } finally {
+    clearInterval(timer);
+    progress.hidden = true;
+    state.busy = false;
+    updateButton();
+  }
+}
+
+function showResult(blob, modelName, inputSize, outputSize, seconds, name) {
+  if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
+  state.outputUrl = URL.createObjectURL(blob);
+  $("after").src = state.outputUrl;
+  const before = $("before");
+  before.src = state.inputUrl;
+  const asked = request();
+  before.style.objectFit = asked.width && asked.height ? BEFORE_FIT[asked.fit] : "fill";
+  $("compare").style.aspectRatio = `${outputSize[0]} / ${outputSize[1]}`;
+  $("fact-model").textContent = modelName;
+  $("fact-size").textContent = `${inputSize[0]} × ${inputSize[1]} → ${outputSize[0]} × ${outputSize[1]} px`;
+  $("fact-time").textContent = `${seconds.toFixed(2)} s on this device`;
+  const download = $("download");
+  download.href = state.outputUrl;
+  download.download = name;
+  download.textContent = `Download ${name} (${formatBytes(blob.size)})`;
+  setSplit(SLIDER_START);
+  $("result").hidden = false;
+  setStatus(`Done: ${outputSize[0]} × ${outputSize[1]} px with ${modelName} in ${seconds.toFixed(2)} s.`);
+}
+
+// ------------------------------------------------------------------------------------------------ compare
+
+function setSplit(percent) {
+  const value = Math.min(100, Math.max(0, Math.round(percent)));
+  const slider = $("slider");
+  slider.value = String(value);
+  slider.setAttribute("aria-valuetext", `${value}% original, ${100 - value}% enlarged`);
+  $("compare").style.setProperty("--split", `${value}%`);
+}
+
+function setUpCompare() {
+  const slider = $("slider");
+  slider.addEventListener("input", () => setSplit(Number(slider.value)));
+  const compare = $("compare");
+  const follow = (event) => {
+    const box = compare.getBoundingClientRect();
+    setSplit((100 * (event.clientX - box.left)) / box.width);
+  };
+  compare.addEventListener("pointerdown", (event) => {
+    compare.setPointerCapture(event.pointerId);
+    follow(event);
+  });
+  compare.addEventListener("pointermove", (event) => {
+    if (compare.hasPointerCapture(event.pointerId)) follow(event);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ start
+
+function start() {
+  setUpDrop();
+  setUpCompare();
+  for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", showMode);
+  for (const id of ["scale", "width", "height", "fit"]) $(id).addEventListener("input", previewSize);
+  $("model").addEventListener("change", describeModel);
+  $("settings").addEventListener("submit", enlarge);
+  setSplit(SLIDER_START);
+  try {
+    setUpRuntime();
+  } catch (error) {
+    $("model-info").textContent = `The runtime did not load: ${error.message || error}`;
+  }
+}
+
+start();
