@@ -19,7 +19,7 @@ demo: $(STAMP)
 	mkdir -p out
 	$(VENV)/bin/enlarge upscale examples/coffee.png --scale 2.5 -o out/coffee_x2.5.png --overwrite
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps web-deps
 	$(PY) -m pytest -q
 
 results: $(STAMP)
@@ -42,6 +42,16 @@ browser-deps:
 	else \
 		echo "browser-deps: not root and no password-less sudo; run: sudo apt-get install chromium chromium-driver" >&2; \
 	fi
+
+# onnxruntime-web for `enlarge export --web` and tests/test_web_browser.py, exactly as web/package-lock.json pins it.
+WEB_DEPS_STAMP := web/node_modules/.package-lock.json
+.PHONY: web-deps
+web-deps: $(WEB_DEPS_STAMP)
+
+$(WEB_DEPS_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "web-deps: npm is missing; install Node.js (apt-get install npm)" >&2; exit 1; }
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	touch $(WEB_DEPS_STAMP)
 
 # Ship the current best weights of lite (the annealed run) and lite-real: export, then the calibrations and the
 # quality pin in each model card.

@@ -7,6 +7,7 @@ fails: CI must run the browser tests.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,7 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
 )
+ARTIFACTS_ENV = "ENLARGE_TEST_ARTIFACTS"  # where screenshots go (CI keeps them); else pytest's temporary folder
 INSTALL_HINT = "Install with `make browser-deps` (apt-get install chromium chromium-driver) and `pip install selenium`."
 
 
@@ -66,7 +68,29 @@ def start_chromium(profile: Path, downloads: Path, window: tuple[int, int], flag
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})  # console; CDP events
     driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which(DRIVER_NAME)))
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     return driver
+
+
+def requested_urls(driver, document_prefix: str) -> list[str]:
+    """Every URL requested since the last call by documents whose address starts with `document_prefix` (from the
+    CDP Network events in the log; the browser's own start page is left out that way)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent" and params.get("documentURL", "").startswith(
+            document_prefix
+        ):
+            urls.append(params["request"]["url"])
+    return urls
+
+
+def artifacts_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: $ENLARGE_TEST_ARTIFACTS if set, else a temporary folder; never the repository."""
+    named = os.environ.get(ARTIFACTS_ENV)
+    folder = Path(named) if named else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

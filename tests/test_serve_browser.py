@@ -10,8 +10,6 @@ repository.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,28 +19,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chromium import artifacts_folder, missing_browser_parts, require_browser, start_chromium
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS_ENV = "ENLARGE_TEST_ARTIFACTS"
 PHOTO = REPO / "examples" / "coffee.png"
 CROP = (290, 220, 410, 300)  # 120x80 of the spoon: small enough to see its pixels beside the enlargement
 SCALE = 4
 OUTPUT_SIZE = (480, 320)
 
 pytestmark = pytest.mark.slow  # a server and a browser start
-CHROMIUM_NAMES = ("chromium", "chromium-browser")
-DRIVER_NAME = "chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-)
 DESKTOP = (1400, 1000)
 PHONE = (390, 844)
 SERVER_START_S = 60.0
@@ -56,36 +42,8 @@ TAB_LIMIT = 40
 FOCUS_ORDER = ("file", "scale", "model", "format", "go", "slider", "download")
 
 
-def _missing_browser_parts() -> list[str]:
-    missing = []
-    if not any(shutil.which(name) for name in CHROMIUM_NAMES):
-        missing.append("chromium")
-    if not shutil.which(DRIVER_NAME):
-        missing.append("chromium-driver (chromedriver)")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    return missing
+require_browser(missing_browser_parts())
 
-
-def _require_browser() -> None:
-    missing = _missing_browser_parts()
-    if not missing:
-        return
-    message = (
-        f"BROWSER TEST NOT RUN: {', '.join(missing)} missing. Install with `make browser-deps` "
-        "(apt-get install chromium chromium-driver) and `pip install selenium`."
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " CI must run this test.")
-    pytest.skip(message, allow_module_level=True)
-
-
-_require_browser()
-
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -138,17 +96,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = next(shutil.which(name) for name in CHROMIUM_NAMES if shutil.which(name))
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('profile')}")
-    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which(DRIVER_NAME)))
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver = start_chromium(tmp_path_factory.mktemp("profile"), downloads, DESKTOP)
     yield driver
     driver.quit()
 
@@ -177,11 +125,7 @@ def _split(driver: WebDriver) -> str:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: $ENLARGE_TEST_ARTIFACTS if set, else a temporary folder."""
-    named = os.environ.get(ARTIFACTS_ENV)
-    folder = Path(named) if named else tmp_path_factory.mktemp("artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts_folder(tmp_path_factory)
 
 
 def _screenshot(driver: WebDriver, folder: Path, name: str) -> Path:
