@@ -61,8 +61,10 @@ class WebExport:
     runtime_version: str
 
 
-def runtime_dist(web_root: Path = REPO_WEB) -> Path:
-    """onnxruntime-web's dist folder under `web_root`; EnlargeError saying how to install it when absent."""
+def runtime_dist(web_root: Path | None = None) -> Path:
+    """onnxruntime-web's dist folder under `web_root` (default: the repository's web/); EnlargeError saying how to
+    install it when absent."""
+    web_root = web_root if web_root is not None else REPO_WEB
     dist = web_root / ORT_DIST
     if not all((dist / name).is_file() for name in (ORT_SCRIPT, ORT_LOADER, ORT_BINARY)):
         raise EnlargeError(
@@ -76,11 +78,12 @@ def default_models() -> list[str]:
     return [name for name in WEB_MODELS if name in SPECS and available(SPECS[name])]
 
 
-def export_web(models: list[LoadedModel], folder: Path, web_root: Path = REPO_WEB) -> WebExport:
+def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = None) -> WebExport:
     """Write the static app with `models` (the first is the page's default) into `folder` (created if missing).
 
     Each model needs a grid graph (`decoder_grid.onnx`: lite, lite-real, bicubic); ModelError for one without.
     """
+    web_root = web_root if web_root is not None else REPO_WEB
     dist = runtime_dist(web_root)
     if not models:
         raise ModelError("the web app needs at least one model")
