@@ -17,7 +17,7 @@ from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.export import web
 from enlarge.export.web import APP_FILES, MODELS_SCRIPT, ORT_BINARY, ORT_DIST, ORT_FOLDER, ORT_LOADER, ORT_SCRIPT
-from enlarge.export.web import ORT_PACKAGE, WASM_SCRIPT, export_web
+from enlarge.export.web import FRAGMENTS, ORT_PACKAGE, PAGE, SHARED_FILES, WASM_SCRIPT, export_web, in_browser_page
 from enlarge.upscaler import ALPHA_FLOOR
 
 FAKE_VERSION = "0.0.0-test"
@@ -38,7 +38,7 @@ def web_root(tmp_path: Path) -> Path:
     """The repository's app sources beside a stand-in onnxruntime-web install."""
     root = tmp_path / "web"
     (root / "app").mkdir(parents=True)
-    for name in APP_FILES:
+    for name in (*APP_FILES, FRAGMENTS):
         (root / "app" / name).write_bytes((web.REPO_WEB / "app" / name).read_bytes())
     dist = root / ORT_DIST
     dist.mkdir(parents=True)
@@ -54,12 +54,14 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
     written = export_web([tiny("lite"), tiny("bicubic")], out, web_root)
     assert written.models == ("tiny-lite", "tiny-bicubic") and written.runtime_version == FAKE_VERSION
     assert written.index == out / "index.html"
-    for name in (*APP_FILES, "style.css", MODELS_SCRIPT, f"{ORT_FOLDER}/{ORT_SCRIPT}", f"{ORT_FOLDER}/{WASM_SCRIPT}"):
+    for name in (PAGE, *APP_FILES, *SHARED_FILES, MODELS_SCRIPT, f"{ORT_FOLDER}/{ORT_SCRIPT}", f"{ORT_FOLDER}/{WASM_SCRIPT}"):
         assert (out / name).is_file(), name
     html = (out / "index.html").read_text()
-    for script in (f"{ORT_FOLDER}/{ORT_SCRIPT}", f"{ORT_FOLDER}/{WASM_SCRIPT}", MODELS_SCRIPT, "app.js"):
+    for script in (f"{ORT_FOLDER}/{ORT_SCRIPT}", f"{ORT_FOLDER}/{WASM_SCRIPT}", MODELS_SCRIPT, "page.js", "app.js"):
         assert f'<script src="{script}"' in html  # classic scripts: the only kind file:// runs
     assert "http://" not in html and "https://" not in html
+    assert "<!-- served:" not in html and 'id="token"' not in html and 'id="adaptive"' not in html  # server-only parts
+    assert "Content-Security-Policy" in html and 'id="runtime-info"' in html and 'id="slider"' in html
 
     wasm = script_value(out / ORT_FOLDER / WASM_SCRIPT, "ENLARGE_WASM")
     assert base64.b64decode(wasm["binary"]) == FAKE_BINARY and wasm["loader"] == FAKE_LOADER
@@ -75,6 +77,13 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
         assert [i.name for i in encoder.graph.input] == ["image"]
         assert {"ys", "xs"} <= {i.name for i in grid.graph.input}
         assert [o.name for o in grid.graph.output] == ["rgb"]
+
+
+def test_page_and_fragments_must_match() -> None:
+    served = "<p>a</p><!-- served:x -->server<!-- /served --><p>b</p>"
+    assert in_browser_page(served, "<!-- fragment:x -->\nbrowser\n<!-- /fragment -->") == "<p>a</p>browser<p>b</p>"
+    with pytest.raises(EnlargeError, match="differ"):
+        in_browser_page(served, "<!-- fragment:y -->\nbrowser\n<!-- /fragment -->")
 
 
 def test_a_model_without_a_grid_graph_is_refused(web_root: Path, tmp_path: Path) -> None:

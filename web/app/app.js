@@ -1,11 +1,10 @@
 // The enlarge page that runs in the browser: input → model (onnxruntime-web, WebAssembly) → output, on this device.
 // It does what the Python tool does (enlarge/sizing.py, upscaler.py, engine/render.py, pixels.py): the same size
-// plan, tiles, bands, alpha and Lanczos, so the pixels match the Python ONNX path within one level.
+// plan, tiles, bands, alpha and Lanczos, so the pixels match the Python ONNX path within one level. page.js (the
+// served page's) has what the two pages share.
 "use strict";
 
 const SETTINGS = window.ENLARGE_SETTINGS;  // models.js: the models and the engine's constants
-const SLIDER_START = 50;                   // percent of the width showing the original
-const TICK_MS = 100;                       // how often the elapsed time is redrawn while enlarging
 const RGB = 3;
 const RGBA = 4;
 const MAX_8_BIT = 255;
@@ -13,8 +12,6 @@ const PIXELS_PER_MP = 1e6;
 const LANCZOS_SUPPORT = 3;                 // Pillow's Lanczos: a = 3
 const FORMAT_QUALITY = 0.95;               // JPEG / WEBP, as the Python writer's default of 95
 const PNG_CHUNK_ROWS = 256;                // rows handed to the compressor at a time
-// How the original is laid over the output so both show the same scene, per fit.
-const BEFORE_FIT = { contain: "fill", stretch: "fill", cover: "cover", pad: "contain" };
 const MEDIA_TYPES = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" };
 const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" };
 const PNG_GRAY_TYPES = new Set([0, 4]);    // PNG colour types that are grayscale (with or without alpha)
@@ -24,22 +21,9 @@ const PNG_COLOR_TYPE_OFFSET = 25;
 const PNG_CHUNK_OVERHEAD = 12;             // length, type, CRC
 const PNG_ALPHA_CHANNELS = { 4: 2, 6: 4 }; // colour type → channels, for the types with alpha decoded here          // in the file: signature (8), IHDR length + type (8), 9 bytes of IHDR
 
-const $ = (id) => document.getElementById(id);
 const state = { file: null, inputUrl: null, inputSize: null, outputUrl: null, busy: false, ready: false };
 const sessions = new Map();                // model name → { encoder, grid, gridInputs }
 window.enlargeTimings = null;              // the last run's seconds, for tests and benchmarks
-
-function setStatus(text, isError = false) {
-  const status = $("status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
-
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
 
 function base64Bytes(text) {
   if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
@@ -97,45 +81,11 @@ function describeModel() {
 // ------------------------------------------------------------------------------------------------ input
 
 function chooseFile(file) {
-  if (!file) return;
-  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
-  state.file = file;
-  state.inputUrl = URL.createObjectURL(file);
-  state.inputSize = null;
-  const image = $("input-image");
-  image.onload = () => {
-    state.inputSize = [image.naturalWidth, image.naturalHeight];
-    $("input-info").textContent = `${file.name}: ${image.naturalWidth} × ${image.naturalHeight} px, ${formatBytes(file.size)}`;
+  showInput(state, file, "(this browser cannot open it)", () => {
     previewSize();
     updateButton();
-  };
-  image.onerror = () => {
-    $("input-info").textContent = `${file.name}: ${formatBytes(file.size)}; this browser cannot open it`;
-    updateButton();
-  };
-  image.src = state.inputUrl;
-  $("input-preview").hidden = false;
-  $("result").hidden = true;
-  setStatus("Ready: choose the size and model, then Enlarge.");
-  updateButton();
-}
-
-function setUpDrop() {
-  const drop = $("drop");
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  for (const type of ["dragleave", "drop"]) {
-    drop.addEventListener(type, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    chooseFile(event.dataTransfer.files[0]);
   });
-  $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
+  updateButton();
 }
 
 // The file's pixels as 8-bit RGBA, EXIF orientation applied, no colour management; whether it is grayscale
@@ -234,14 +184,6 @@ function pngPredict(filter, a, b, c) {
 
 // The size plan of enlarge/sizing.py: render size, crop (cover) or pad (pad) box, final size; half-up rounding in
 // exact integers where the inputs are integers.
-function mode() {
-  return document.querySelector('input[name="mode"]:checked').value;
-}
-
-function roundHalfUp(value) {
-  return Math.floor(value + 0.5);
-}
-
 function scaledSide(side, numerator, denominator) {
   return Math.max(1, Math.floor((2 * side * numerator + denominator) / (2 * denominator)));
 }
@@ -308,13 +250,6 @@ function previewSize() {
   const problem = state.inputSize ? formProblem() : null;
   const plan = state.inputSize && !problem ? sizePlan(state.inputSize, request()) : null;
   $("size-preview").textContent = plan ? `Output ${plan.final[0]} × ${plan.final[1]} px.` : problem || "";
-}
-
-function showMode() {
-  const bySize = mode() === "size";
-  $("scale-fields").hidden = bySize;
-  $("size-fields").hidden = !bySize;
-  previewSize();
 }
 
 function updateButton() {
@@ -699,33 +634,18 @@ async function encodeLossy(image, format) {
 
 async function enlarge(event) {
   event.preventDefault();
-  const problem = formProblem();
-  if (problem) {
-    setStatus(problem, true);
-    return;
-  }
-  state.busy = true;
-  updateButton();
-  $("result").hidden = true;
-  const progress = $("progress");
-  progress.hidden = false;
-  progress.value = 0;
-  const started = performance.now();
-  let phase = "Reading the image";
-  const timer = setInterval(() => {
-    setStatus(`${phase}… ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  }, TICK_MS);
-  try {
+  await runBusy(state, updateButton, formProblem(), "Reading the image", async (phase, progress, started) => {
     const asked = request();
     const format = $("format").value;
     const model = chosenModel();
     const decoded = await decode(state.file);
-    const hasAlpha = decoded.alpha !== "none";
-    if (hasAlpha && format === "jpeg") throw new Error("the image has transparency, which JPEG cannot store: choose PNG or WEBP");
+    if (decoded.alpha !== "none" && format === "jpeg") {
+      throw new Error("the image has transparency, which JPEG cannot store: choose PNG or WEBP");
+    }
     const plan = sizePlan([decoded.width, decoded.height], asked);
-    phase = "Loading the model";
+    phase.name = "Loading the model";
     await modelSessions(model);
-    phase = "Enlarging";
+    phase.name = "Enlarging";
     const renderStarted = performance.now();
     let shown = 0;
     const image = finish(await enlargeChannels(model, decoded, plan.render, async (fraction) => {
@@ -733,30 +653,18 @@ async function enlarge(event) {
       if (fraction - shown > 0.01) { shown = fraction; await nextFrame(); }
     }), plan);
     const renderSeconds = (performance.now() - renderStarted) / 1000;
-    phase = "Encoding";
+    phase.name = "Encoding";
     const blob = format === "png" ? await encodePng(image) : await encodeLossy(image, format);
     const seconds = (performance.now() - started) / 1000;
     window.enlargeTimings = { render: renderSeconds, total: seconds };
     showResult(blob, model.name, [decoded.width, decoded.height], plan.final, seconds, outputName(asked, format));
-  } catch (error) {
-    setStatus(`Error: ${error.message || error}`, true);
-  } finally {
-    clearInterval(timer);
-    progress.hidden = true;
-    state.busy = false;
-    updateButton();
-  }
+  });
 }
 
 function showResult(blob, modelName, inputSize, outputSize, seconds, name) {
   if (state.outputUrl) URL.revokeObjectURL(state.outputUrl);
   state.outputUrl = URL.createObjectURL(blob);
-  $("after").src = state.outputUrl;
-  const before = $("before");
-  before.src = state.inputUrl;
-  const asked = request();
-  before.style.objectFit = asked.width && asked.height ? BEFORE_FIT[asked.fit] : "fill";
-  $("compare").style.aspectRatio = `${outputSize[0]} / ${outputSize[1]}`;
+  showComparison(state.inputUrl, state.outputUrl, outputSize);
   $("fact-model").textContent = modelName;
   $("fact-size").textContent = `${inputSize[0]} × ${inputSize[1]} → ${outputSize[0]} × ${outputSize[1]} px`;
   $("fact-time").textContent = `${seconds.toFixed(2)} s on this device`;
@@ -764,48 +672,18 @@ function showResult(blob, modelName, inputSize, outputSize, seconds, name) {
   download.href = state.outputUrl;
   download.download = name;
   download.textContent = `Download ${name} (${formatBytes(blob.size)})`;
-  setSplit(SLIDER_START);
   $("result").hidden = false;
   setStatus(`Done: ${outputSize[0]} × ${outputSize[1]} px with ${modelName} in ${seconds.toFixed(2)} s.`);
-}
-
-// ------------------------------------------------------------------------------------------------ compare
-
-function setSplit(percent) {
-  const value = Math.min(100, Math.max(0, Math.round(percent)));
-  const slider = $("slider");
-  slider.value = String(value);
-  slider.setAttribute("aria-valuetext", `${value}% original, ${100 - value}% enlarged`);
-  $("compare").style.setProperty("--split", `${value}%`);
-}
-
-function setUpCompare() {
-  const slider = $("slider");
-  slider.addEventListener("input", () => setSplit(Number(slider.value)));
-  const compare = $("compare");
-  const follow = (event) => {
-    const box = compare.getBoundingClientRect();
-    setSplit((100 * (event.clientX - box.left)) / box.width);
-  };
-  compare.addEventListener("pointerdown", (event) => {
-    compare.setPointerCapture(event.pointerId);
-    follow(event);
-  });
-  compare.addEventListener("pointermove", (event) => {
-    if (compare.hasPointerCapture(event.pointerId)) follow(event);
-  });
 }
 
 // ------------------------------------------------------------------------------------------------ start
 
 function start() {
-  setUpDrop();
+  setUpDrop(chooseFile);
   setUpCompare();
-  for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", showMode);
-  for (const id of ["scale", "width", "height", "fit"]) $(id).addEventListener("input", previewSize);
+  setUpMode(previewSize);
   $("model").addEventListener("change", describeModel);
   $("settings").addEventListener("submit", enlarge);
-  setSplit(SLIDER_START);
   try {
     setUpRuntime();
   } catch (error) {

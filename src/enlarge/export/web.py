@@ -2,8 +2,10 @@
 
 `export_web(models, folder)` writes
 
-- `index.html`, `app.js`, `web.css` (from the repository's `web/app/`) and `style.css` (the served page's own
-  stylesheet, so both pages look alike);
+- `index.html`: the served page (`serve/static/index.html`) with each of its `served:NAME` blocks replaced by
+  the fragment NAME of `web/app/fragments.html` (one page, two front-ends);
+- `app.js`, `web.css` (from `web/app/`), and `style.css` and `page.js` (the served page's stylesheet and the
+  script both pages share);
 - `ort/ort.wasm.min.js`: onnxruntime-web's WebAssembly build, from `web/node_modules` (pinned by
   `web/package-lock.json`; `make web-deps` installs it);
 - `ort/wasm.js`: onnxruntime-web's WebAssembly binary and its loader module, as strings in a classic script;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -37,8 +40,13 @@ from enlarge.upscaler import ALPHA_FLOOR
 
 REPO_WEB = Path(__file__).resolve().parents[3] / "web"  # the repository's web/ (a source checkout)
 APP_FOLDER = "app"
-APP_FILES = ("index.html", "app.js", "web.css")
-SERVE_STYLE = Path(__file__).resolve().parents[1] / "serve" / "static" / "style.css"
+APP_FILES = ("app.js", "web.css")
+PAGE = "index.html"
+FRAGMENTS = "fragments.html"
+SERVED_BLOCK = re.compile(r"<!-- served:(?P<name>[\w-]+) -->.*?<!-- /served -->", re.DOTALL)
+FRAGMENT = re.compile(r"<!-- fragment:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /fragment -->", re.DOTALL)
+SERVE_STATIC = Path(__file__).resolve().parents[1] / "serve" / "static"
+SHARED_FILES = ("style.css", "page.js")  # the served page's stylesheet and the script both pages share
 ORT_PACKAGE = Path("node_modules") / "onnxruntime-web"
 ORT_DIST = ORT_PACKAGE / "dist"
 ORT_SCRIPT = "ort.wasm.min.js"  # the WebAssembly-only build, a classic script
@@ -93,9 +101,13 @@ def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = 
     except OSError as exc:
         raise EnlargeError(f"cannot create the web app folder {folder} ({exc.strerror})") from None
     entries = [_model_entry(model) for model in models]
+    page = in_browser_page((SERVE_STATIC / PAGE).read_text(encoding="utf-8"),
+                           (web_root / APP_FOLDER / FRAGMENTS).read_text(encoding="utf-8"))
+    atomic_write_text(folder / PAGE, page)
     for name in APP_FILES:
         shutil.copyfile(web_root / APP_FOLDER / name, folder / name)
-    shutil.copyfile(SERVE_STYLE, folder / SERVE_STYLE.name)
+    for name in SHARED_FILES:
+        shutil.copyfile(SERVE_STATIC / name, folder / name)
     shutil.copyfile(dist / ORT_SCRIPT, folder / ORT_FOLDER / ORT_SCRIPT)
     wasm = {
         "loader": (dist / ORT_LOADER).read_text(encoding="utf-8"),
@@ -111,7 +123,18 @@ def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = 
     }
     atomic_write_text(folder / MODELS_SCRIPT, f"window.ENLARGE_SETTINGS = {json.dumps(settings)};\n")
     version = json.loads((web_root / ORT_PACKAGE / "package.json").read_text())["version"]
-    return WebExport(folder, folder / "index.html", tuple(e["name"] for e in entries), version)
+    return WebExport(folder, folder / PAGE, tuple(e["name"] for e in entries), version)
+
+
+def in_browser_page(served: str, fragments: str) -> str:
+    """The served page with each `served:NAME` block replaced by the fragment NAME; EnlargeError if a block has no
+    fragment or a fragment no block (the two files drifted apart)."""
+    parts = {m["name"]: m["body"].strip() for m in FRAGMENT.finditer(fragments)}
+    blocks = [m["name"] for m in SERVED_BLOCK.finditer(served)]
+    if sorted(blocks) != sorted(parts):
+        raise EnlargeError(f"the served page's blocks {sorted(blocks)} and the fragments {sorted(parts)} of "
+                           f"{FRAGMENTS} differ; give every block one fragment")
+    return SERVED_BLOCK.sub(lambda m: parts[m["name"]], served)
 
 
 def _model_entry(model: LoadedModel) -> dict[str, object]:

@@ -1,14 +1,10 @@
-// The enlarge page: input → model → output over the service's own API (/v1/models, /v1/upscale).
+// The enlarge page: input → model → output over the service's own API (/v1/models, /v1/upscale); page.js has
+// what it shares with the in-browser page.
 "use strict";
 
 const TOKEN_KEY = "enlarge-token";         // sessionStorage: gone when the tab closes
-const SLIDER_START = 50;                   // percent of the width showing the original
-const TICK_MS = 100;                       // how often the elapsed time is redrawn while enlarging
 const UPLOAD_SHARE = 30;                   // percent of the progress bar the upload fills
-// How the original is laid over the output so both show the same scene, per fit.
-const BEFORE_FIT = { contain: "fill", stretch: "fill", cover: "cover", pad: "contain" };
 
-const $ = (id) => document.getElementById(id);
 const state = { file: null, inputUrl: null, inputSize: null, outputUrl: null, busy: false, modelsLoaded: false };
 
 function token() {
@@ -18,18 +14,6 @@ function token() {
 function authHeaders() {
   const value = token();
   return value ? { Authorization: `Bearer ${value}` } : {};
-}
-
-function setStatus(text, isError = false) {
-  const status = $("status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
-
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 // ------------------------------------------------------------------------------------------------ models
@@ -81,55 +65,11 @@ function describeModel() {
 // ------------------------------------------------------------------------------------------------ input
 
 function chooseFile(file) {
-  if (!file) return;
-  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
-  state.file = file;
-  state.inputUrl = URL.createObjectURL(file);
-  state.inputSize = null;
-  const image = $("input-image");
-  image.onload = () => {
-    state.inputSize = [image.naturalWidth, image.naturalHeight];
-    $("input-info").textContent = `${file.name}: ${image.naturalWidth} × ${image.naturalHeight} px, ${formatBytes(file.size)}`;
-    previewSize();
-  };
-  image.onerror = () => {
-    $("input-info").textContent = `${file.name}: ${formatBytes(file.size)} (the browser cannot preview it; the server may still read it)`;
-    previewSize();
-  };
-  image.src = state.inputUrl;
-  $("input-preview").hidden = false;
-  $("result").hidden = true;
-  setStatus("Ready: choose the size and model, then Enlarge.");
+  showInput(state, file, "(the browser cannot preview it; the server may still read it)", previewSize);
   updateButton();
 }
 
-function setUpDrop() {
-  const drop = $("drop");
-  for (const type of ["dragenter", "dragover"]) {
-    drop.addEventListener(type, (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-  }
-  for (const type of ["dragleave", "drop"]) {
-    drop.addEventListener(type, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    chooseFile(event.dataTransfer.files[0]);
-  });
-  $("file").addEventListener("change", (event) => chooseFile(event.target.files[0]));
-}
-
 // ------------------------------------------------------------------------------------------------ size
-
-function mode() {
-  return document.querySelector('input[name="mode"]:checked').value;
-}
-
-function roundHalfUp(value) {
-  return Math.floor(value + 0.5);
-}
 
 // What the server will make, for the hint only; the response headers give the real size.
 function expectedSize() {
@@ -155,13 +95,6 @@ function expectedSize() {
 function previewSize() {
   const size = expectedSize();
   $("size-preview").textContent = size ? `Output about ${size[0]} × ${size[1]} px.` : "";
-}
-
-function showMode() {
-  const bySize = mode() === "size";
-  $("scale-fields").hidden = bySize;
-  $("size-fields").hidden = !bySize;
-  previewSize();
 }
 
 // A message for what is missing, or null when the form can be sent.
@@ -231,25 +164,9 @@ function outputName(request) {
 
 async function enlarge(event) {
   event.preventDefault();
-  const problem = formProblem();
-  if (problem) {
-    setStatus(problem, true);
-    return;
-  }
-  state.busy = true;
-  updateButton();
-  $("result").hidden = true;
-  const progress = $("progress");
-  progress.hidden = false;
-  progress.value = 0;
-  const started = performance.now();
-  let phase = "Uploading";
-  const timer = setInterval(() => {
-    setStatus(`${phase}… ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  }, TICK_MS);
-  try {
+  await runBusy(state, updateButton, formProblem(), "Uploading", async (phase, progress) => {
     const request = await send(buildForm(), () => {
-      phase = "Enlarging";
+      phase.name = "Enlarging";
       progress.removeAttribute("value"); // indeterminate while the server works
     });
     if (request.status === 401) $("token-field").hidden = false;
@@ -260,14 +177,7 @@ async function enlarge(event) {
       return;
     }
     showResult(request);
-  } catch (error) {
-    setStatus(`Error: ${error.message}`, true);
-  } finally {
-    clearInterval(timer);
-    progress.hidden = true;
-    state.busy = false;
-    updateButton();
-  }
+  });
 }
 
 function showResult(request) {
@@ -277,13 +187,7 @@ function showResult(request) {
   const inputSize = request.getResponseHeader("X-Enlarge-Input-Size");
   const outputSize = request.getResponseHeader("X-Enlarge-Output-Size");
   const seconds = Number(request.getResponseHeader("X-Enlarge-Seconds"));
-  $("after").src = state.outputUrl;
-  const before = $("before");
-  before.src = state.inputUrl;
-  before.style.objectFit = mode() === "size" && $("width").value && $("height").value
-    ? BEFORE_FIT[$("fit").value] : "fill";
-  const [w, h] = outputSize.split("x").map(Number);
-  $("compare").style.aspectRatio = `${w} / ${h}`;
+  showComparison(state.inputUrl, state.outputUrl, outputSize.split("x").map(Number));
   $("fact-model").textContent = model;
   $("fact-size").textContent = `${inputSize.replace("x", " × ")} → ${outputSize.replace("x", " × ")} px`;
   $("fact-time").textContent = `${seconds.toFixed(2)} s on the server`;
@@ -291,36 +195,8 @@ function showResult(request) {
   download.href = state.outputUrl;
   download.download = outputName(request);
   download.textContent = `Download ${download.download} (${formatBytes(request.response.size)})`;
-  setSplit(SLIDER_START);
   $("result").hidden = false;
   setStatus(`Done: ${outputSize.replace("x", " × ")} px with ${model} in ${seconds.toFixed(2)} s.`);
-}
-
-// ------------------------------------------------------------------------------------------------ compare
-
-function setSplit(percent) {
-  const value = Math.min(100, Math.max(0, Math.round(percent)));
-  const slider = $("slider");
-  slider.value = String(value);
-  slider.setAttribute("aria-valuetext", `${value}% original, ${100 - value}% enlarged`);
-  $("compare").style.setProperty("--split", `${value}%`);
-}
-
-function setUpCompare() {
-  const slider = $("slider");
-  slider.addEventListener("input", () => setSplit(Number(slider.value)));
-  const compare = $("compare");
-  const follow = (event) => {
-    const box = compare.getBoundingClientRect();
-    setSplit((100 * (event.clientX - box.left)) / box.width);
-  };
-  compare.addEventListener("pointerdown", (event) => {
-    compare.setPointerCapture(event.pointerId);
-    follow(event);
-  });
-  compare.addEventListener("pointermove", (event) => {
-    if (compare.hasPointerCapture(event.pointerId)) follow(event);
-  });
 }
 
 // ------------------------------------------------------------------------------------------------ start
@@ -331,13 +207,11 @@ function start() {
     sessionStorage.setItem(TOKEN_KEY, token());
     loadModels();
   });
-  setUpDrop();
+  setUpDrop(chooseFile);
   setUpCompare();
-  for (const radio of document.querySelectorAll('input[name="mode"]')) radio.addEventListener("change", showMode);
-  for (const id of ["scale", "width", "height", "fit"]) $(id).addEventListener("input", previewSize);
+  setUpMode(previewSize);
   $("model").addEventListener("change", describeModel);
   $("settings").addEventListener("submit", enlarge);
-  setSplit(SLIDER_START);
   loadModels();
 }
 
