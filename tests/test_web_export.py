@@ -18,7 +18,7 @@ from enlarge.errors import EnlargeError, ModelError
 from enlarge.export import web
 from enlarge.export.web import APP_FILES, MODELS_SCRIPT, ORT_BINARY, ORT_DIST, ORT_FOLDER, ORT_LOADER, ORT_SCRIPT
 from enlarge.export.web import FRAGMENTS, ORT_PACKAGE, PAGE, SHARED_FILES, WASM_SCRIPT, export_web, in_browser_page
-from enlarge.upscaler import ALPHA_FLOOR
+from enlarge.fidelity import INVISIBLE_ALPHA
 
 FAKE_VERSION = "0.0.0-test"
 FAKE_BINARY = bytes(range(256)) * 3
@@ -68,7 +68,7 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
 
     settings = script_value(out / MODELS_SCRIPT, "ENLARGE_SETTINGS")
     assert settings["tile"] == {"auto_max_pixels": AUTO_TILE_MAX_PIXELS, "size": AUTO_TILE}
-    assert settings["alpha_floor"] == ALPHA_FLOOR
+    assert settings["fidelity"]["invisible_alpha"] == INVISIBLE_ALPHA
     lite, bicubic = settings["models"]
     assert lite["features"] == ["hidden", "lr"] and lite["grid_band"] >= 1 and lite["receptive_field"] > 0
     for model in (lite, bicubic):

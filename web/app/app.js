@@ -459,8 +459,8 @@ function lanczos(planes, channels, [inW, inH], [outW, outH]) {
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
 
 // One pass of upscaler.py _resample: the model up to the larger of input and target on each axis (clamped to
-// [0, 1]), then Lanczos down → 3 float planes of `size`.
-async function resamplePass(model, decoded, channel, size, step) {
+// [0, 1] unless `clamp` is false), then Lanczos down → 3 float planes of `size`.
+async function resamplePass(model, decoded, channel, size, step, clamp = true) {
   const lr = [decoded.width, decoded.height];
   const grown = [Math.max(size[0], lr[0]), Math.max(size[1], lr[1])];
   const crop = cropper(decoded, channel);
@@ -475,13 +475,102 @@ async function resamplePass(model, decoded, channel, size, step) {
       for (let c = 0; c < RGB; c++) {
         for (let y = 0; y < rows; y++) {
           for (let x = 0; x < cols; x++) {
-            planes[c * plane + (row + y) * outW + col + x] = clamp01(rgb[c * rows * cols + y * cols + x]);
+            const value = rgb[c * rows * cols + y * cols + x];
+            planes[c * plane + (row + y) * outW + col + x] = clamp ? clamp01(value) : value;
           }
         }
       }
     }, step);
   }
   return grown[0] === size[0] && grown[1] === size[1] ? planes : lanczos(planes, RGB, grown, size);
+}
+
+// enlarge/fidelity.py: alpha kept inside the input alpha's local range; colour divided by the model's own alpha
+// and, where alpha is faint or steps hard, pulled into the range of the visible input colours around it.
+// Per axis, the input indices whose centres bracket each output centre (widened by its footprint when shrinking).
+function neighbourhood(n, bigN) {
+  const first = new Int32Array(bigN);
+  const last = new Int32Array(bigN);
+  const extra = Math.max(0, n - bigN);
+  for (let i = 0; i < bigN; i++) {
+    const num = (2 * i + 1) * n - bigN;
+    first[i] = Math.min(n - 1, Math.max(0, Math.floor((num - extra) / (2 * bigN))));
+    last[i] = Math.min(n - 1, Math.max(0, Math.ceil((num + extra) / (2 * bigN))));
+  }
+  return { first, last };
+}
+
+// How much alpha changes within one pixel of each input pixel (its 3×3 range, edges repeated).
+function alphaSteps(alphaIn, w, h) {
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const v = alphaIn[Math.min(h - 1, Math.max(0, y + dy)) * w + Math.min(w - 1, Math.max(0, x + dx))];
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+      }
+      out[y * w + x] = hi - lo;
+    }
+  }
+  return out;
+}
+
+function unpremultiply(decoded, premultiplied, alphaPlanes, [outW, outH]) {
+  const { FAINT, TRUSTED, HARD, INVISIBLE } = {
+    FAINT: SETTINGS.fidelity.faint_alpha, TRUSTED: SETTINGS.fidelity.trusted_alpha,
+    HARD: SETTINGS.fidelity.hard_step, INVISIBLE: SETTINGS.fidelity.invisible_alpha,
+  };
+  const { width: w, height: h, rgba } = decoded;
+  const alphaIn = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) alphaIn[i] = rgba[i * RGBA + RGB] / MAX_8_BIT;
+  const steps = alphaSteps(alphaIn, w, h);
+  const rows = neighbourhood(h, outH);
+  const cols = neighbourhood(w, outW);
+  const n = outW * outH;
+  const colour = new Float32Array(n * RGB);
+  const alpha = new Float32Array(n);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const o = y * outW + x;
+      let aLo = Infinity;
+      let aHi = -Infinity;
+      let step = -Infinity;
+      const lo = [Infinity, Infinity, Infinity];
+      const hi = [-Infinity, -Infinity, -Infinity];
+      for (let iy = rows.first[y]; iy <= rows.last[y]; iy++) {
+        for (let ix = cols.first[x]; ix <= cols.last[x]; ix++) {
+          const i = iy * w + ix;
+          aLo = Math.min(aLo, alphaIn[i]);
+          aHi = Math.max(aHi, alphaIn[i]);
+          step = Math.max(step, steps[i]);
+          if (alphaIn[i] > 0) {
+            for (let c = 0; c < RGB; c++) {
+              const v = rgba[i * RGBA + c] / MAX_8_BIT;
+              lo[c] = Math.min(lo[c], v);
+              hi[c] = Math.max(hi[c], v);
+            }
+          }
+        }
+      }
+      const modelAlpha = (alphaPlanes[o] + alphaPlanes[n + o] + alphaPlanes[2 * n + o]) / RGB;
+      const a = Math.min(aHi, Math.max(aLo, modelAlpha));
+      const divisor = Math.max(modelAlpha, INVISIBLE);
+      const trust = clamp01((a - FAINT) / (TRUSTED - FAINT));
+      const pull = Math.max(1 - trust, clamp01(step / HARD));
+      for (let c = 0; c < RGB; c++) {
+        let v = clamp01(Math.max(premultiplied[c * n + o], 0) / divisor);
+        if (lo[c] !== Infinity) v = (1 - pull) * v + pull * Math.min(hi[c], Math.max(lo[c], v));
+        colour[o * RGB + c] = a >= INVISIBLE ? v : 0;
+      }
+      alpha[o] = a;
+    }
+  }
+  return { colour, alpha };
 }
 
 // The rendered image (render size) as 8-bit interleaved channels: gray (1) or RGB (3), plus alpha if any.
@@ -516,20 +605,15 @@ async function enlargeChannels(model, decoded, size, progress) {
     }, step);
   } else {
     const premultiply = decoded.alpha === "varying";
-    const rgb = await resamplePass(model, decoded, premultiply ? "premultiplied" : "colour", size, step);
-    const alpha = premultiply ? await resamplePass(model, decoded, "alpha", size, step) : null;
+    // premultiplied passes stay unclamped until unpremultiply: a clamp on one pass only would skew their ratio
+    const rgb = await resamplePass(model, decoded, premultiply ? "premultiplied" : "colour", size, step, !premultiply);
+    const alpha = premultiply ? await resamplePass(model, decoded, "alpha", size, step, false) : null;
+    const faithful = alpha ? unpremultiply(decoded, rgb, alpha, size) : null;
     for (let o = 0; o < n; o++) {
-      let a = 1;
-      if (alpha) a = clamp01((alpha[o] + alpha[n + o] + alpha[2 * n + o]) / RGB);
-      const values = [];
-      for (let c = 0; c < RGB; c++) {
-        const v = alpha ? (a >= SETTINGS.alpha_floor ? Math.max(rgb[c * n + o], 0) / Math.max(a, SETTINGS.alpha_floor) : 0)
-                        : rgb[c * n + o];
-        values.push(v);
-      }
+      const values = faithful ? faithful.colour.subarray(o * RGB, o * RGB + RGB) : [rgb[o], rgb[n + o], rgb[2 * n + o]];
       if (colour === 1) put(o, 0, clamp01((values[0] + values[1] + values[2]) / RGB));
       else for (let c = 0; c < RGB; c++) put(o, c, clamp01(values[c]));
-      if (alpha) put(o, colour, a);
+      if (faithful) put(o, colour, clamp01(faithful.alpha[o]));
     }
     if (!enlarges) progress(1);
   }

@@ -10,7 +10,7 @@
   `web/package-lock.json`; `make web-deps` installs it);
 - `ort/wasm.js`: onnxruntime-web's WebAssembly binary and its loader module, as strings in a classic script;
 - `models.js`: each model's encoder and grid decoder graphs (the ONNX export of `export/onnx.py`) and what the
-  page needs to run them as the Python engine does (receptive field, grid band, tile sizes, alpha floor).
+  page needs to run them as the Python engine does (receptive field, grid band, tile sizes, alpha fidelity thresholds).
 
 Why everything is a classic script: from `file://` Chrome refuses `fetch`, module scripts and `import()` of
 files, but runs `<script src>`. The page hands the binary to onnxruntime (`env.wasm.wasmBinary`) and imports the
@@ -36,7 +36,7 @@ from enlarge.fileutil import atomic_write_text
 from enlarge.models.registry import LoadedModel
 from enlarge.models.specs import DEFAULT_MODEL, SPECS, available
 from enlarge.sizing import DEFAULT_MAX_OUTPUT_MP, DEFAULT_PAD_COLOR
-from enlarge.upscaler import ALPHA_FLOOR
+from enlarge.fidelity import FAINT_ALPHA, HARD_STEP, INVISIBLE_ALPHA, TRUSTED_ALPHA
 
 REPO_WEB = Path(__file__).resolve().parents[3] / "web"  # the repository's web/ (a source checkout)
 APP_FOLDER = "app"
@@ -117,7 +117,8 @@ def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = 
     settings = {
         "models": entries,
         "tile": {"auto_max_pixels": AUTO_TILE_MAX_PIXELS, "size": AUTO_TILE},
-        "alpha_floor": ALPHA_FLOOR,
+        "fidelity": {"faint_alpha": FAINT_ALPHA, "trusted_alpha": TRUSTED_ALPHA, "hard_step": HARD_STEP,
+                     "invisible_alpha": INVISIBLE_ALPHA},
         "pad_color": list(DEFAULT_PAD_COLOR),
         "max_output_mp": DEFAULT_MAX_OUTPUT_MP,
     }
