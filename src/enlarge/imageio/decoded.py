@@ -19,7 +19,8 @@ class DecodedImage:
     `bit_depth` (8 or 16) is what the source stored; writing keeps it where the format allows.
     `exif` holds EXIF (starting with b"Exif\\0\\0") whose orientation is already applied to the pixels, so the
     tag is reset to 1 and the thumbnail dropped. `notes` are human-readable remarks about conversions; writing
-    appends to them what the output format could not hold.
+    appends to them what the output format could not hold. `jpeg_quality` is the source JPEG's quality, estimated
+    from its quantisation tables (jpegquality.py), None for other formats: it decides which model suits it.
     """
 
     pixels: np.ndarray
@@ -28,6 +29,7 @@ class DecodedImage:
     exif: bytes | None = None
     source_format: str = ""
     notes: list[str] = field(default_factory=list)
+    jpeg_quality: int | None = None
 
     def __post_init__(self) -> None:
         """Reject arrays that would be written as garbage (wrong rank, channel count or dtype)."""

@@ -20,6 +20,7 @@ from enlarge.imageio.pillow import decode_with_pillow, open_pillow, strict_pillo
 from enlarge.imageio.png16 import decode_png16, is_16_bit_png
 from enlarge.imageio.signatures import read_head
 from enlarge.imageio.tiff import decode_deep_tiff, stored_tiff_size, tiff_bits_per_sample
+from enlarge.jpegquality import jpeg_quality
 
 __all__ = ["DEFAULT_MAX_INPUT_PIXELS", "decode_image_bytes", "probe_image", "read_image"]
 
@@ -88,9 +89,10 @@ def _decode(stream: BinaryIO, name: str, max_pixels: int) -> DecodedImage:
             icc = im.info.get("icc_profile") or None
             pixels, bit_depth, icc = _decode_upright(im, stream, head, name, icc, orientation, notes)
             fmt = _source_format(im)
+            quality = jpeg_quality(im)
     if orientation != UPRIGHT:
         notes.append(f"turned upright as its EXIF orientation ({orientation}) asked")
-    return DecodedImage(pixels, bit_depth, icc, exif, fmt, notes)
+    return DecodedImage(pixels, bit_depth, icc, exif, fmt, notes, quality)
 
 
 def _stored_size(im: Image.Image) -> tuple[int, int]:
