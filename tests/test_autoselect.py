@@ -142,7 +142,7 @@ def test_upscaler_and_cli_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert result.model in {m.descriptor.name for m in bundled_models()} and result.choice
     assert result.to_dict()["choice"] == result.choice
     assert main(["upscale", str(image), "--scale", "2", "--model", "auto", "-o", str(tmp_path / "cli.png")]) == 0
-    assert "; auto: " in capsys.readouterr().out
+    assert "; choice: " in capsys.readouterr().out
     with pytest.raises(EnlargeError, match=r"automatic model choice \(model 'auto'\)"):
         Upscaler("bicubic", time_budget=5)
 

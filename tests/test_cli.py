@@ -17,7 +17,9 @@ from enlarge.upscaler import DEFAULT_MODEL
 from enlarge.cli.upscale import progress_bar
 from enlarge.models.card import ModelCard
 
-SUMMARY = re.compile(r"^(?P<input>\S+) (\d+)x(\d+) → (?P<output>\S+) (\d+)x(\d+), (?P<model>\S+), \d+\.\d\d s$")
+SUMMARY = re.compile(
+    r"^(?P<input>\S+) (\d+)x(\d+) → (?P<output>\S+) (\d+)x(\d+), (?P<model>\S+), \d+\.\d\d s(; choice: (?P<why>.+))?$"
+)
 
 
 def save(path: Path, mode: str = "RGB", size: tuple[int, int] = (30, 20)) -> Path:
@@ -48,6 +50,7 @@ def test_summary_line_and_default_name(tmp_path: Path, capsys: pytest.CaptureFix
     assert match is not None, out
     assert match.group("output") == str(tmp_path / "photo_x2.5.png")
     assert match.group("model") == DEFAULT_MODEL
+    assert match.group("why") in (None, f"{DEFAULT_MODEL}: not a JPEG")  # the default model says why it ran
     assert out[0].split(" → ")[0].endswith("photo.png 30x20") and "75x50" in out[0]
     assert Image.open(tmp_path / "photo_x2.5.png").size == (75, 50)
 

@@ -12,6 +12,10 @@ expected gain is worth its time on this image.
 - **Choice**: among the models predicted to fit the budget, the cheapest whose expected gain is within
   MIN_GAIN_DB of the best one's; a smooth illustration at ×2 gets bicubic, a textured photo at ×4 the big model. If
   none fits, the fastest, and the reason says so.
+- **Compressed inputs** (`TwinRoute`): a clean model's card may name a robust twin, trained on degraded inputs,
+  with the JPEG quality below which the twin does better (measured by benchmarks/jpeg_routing.py). The default
+  model and `auto`'s choice hand such JPEGs (quality from the file's quantisation tables, jpegquality.py) to the
+  twin; twins are not candidates of their own, since they cost what their clean model costs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from enlarge.engine.adaptive import RoutingCalibration, block_scores, effective_
 from enlarge.engine.render import render
 from enlarge.errors import ConfigError, ModelError, OutputError
 from enlarge.fileutil import atomic_write_text
+from enlarge.models.card import RobustTwin
 from enlarge.models.registry import SPECS, LoadedModel, available, create
 
 AUTO = "auto"  # the --model value that asks for a choice per image
@@ -144,8 +149,44 @@ class Profile:
 
 
 def bundled_models() -> list[LoadedModel]:
-    """Every registered model usable by name (weights bundled or not needed): the candidates of `auto`."""
-    return [create(spec.name) for spec in SPECS.values() if available(spec)]
+    """Every registered model usable by name (weights bundled or not needed) except the robust twins of others:
+    the candidates of `auto`."""
+    models = [create(spec.name) for spec in SPECS.values() if available(spec)]
+    twins = {twin.model for m in models if (twin := _declared_twin(m)) is not None}
+    return [m for m in models if m.descriptor.name not in twins]
+
+
+def _declared_twin(model: LoadedModel) -> RobustTwin | None:
+    """The robust twin that `model`'s card declares, if it has a card and declares one."""
+    card = model.descriptor.card
+    return card.robust_twin() if card is not None else None
+
+
+@dataclass(frozen=True)
+class TwinRoute:
+    """Compressed JPEGs (quality below `below_quality`) to `twin`, every other input to `clean`."""
+
+    clean: LoadedModel
+    twin: LoadedModel
+    below_quality: int
+
+    @classmethod
+    def of(cls, clean: LoadedModel) -> TwinRoute | None:
+        """The route `clean`'s card declares, with its twin loaded; None without one, or if the twin's weights
+        are not installed (the clean model then serves every input)."""
+        declared = _declared_twin(clean)
+        if declared is None or declared.model not in SPECS or not available(SPECS[declared.model]):
+            return None
+        return cls(clean, create(declared.model), declared.below_quality)
+
+    def choose(self, jpeg_quality: int | None) -> tuple[LoadedModel, str]:
+        """The model for an input of `jpeg_quality` (None: not a JPEG), and why, in a few words."""
+        clean, twin = self.clean.descriptor.name, self.twin.descriptor.name
+        if jpeg_quality is None:
+            return self.clean, f"{clean}: not a JPEG"
+        if jpeg_quality < self.below_quality:
+            return self.twin, f"{twin}: JPEG quality {jpeg_quality} < {self.below_quality}, compressed"
+        return self.clean, f"{clean}: JPEG quality {jpeg_quality} >= {self.below_quality}, clean enough"
 
 
 def measure(

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from enlarge.autoselect import AUTO, Selection, Selector
+from enlarge.autoselect import AUTO, Selection, Selector, TwinRoute
 from enlarge.devices import resolve_device
 from enlarge.engine.adaptive import Routing, check_routable, render_adaptive
 from enlarge.engine.precision import BF16, resolve_precision
@@ -51,6 +51,7 @@ __all__ = [
     "TORCH_BACKEND",
     "Color",
     "Progress",
+    "Report",
     "Result",
     "Upscaler",
     "check_encodable",
@@ -72,7 +73,7 @@ class Result:
     seconds: float
     notes: tuple[str, ...] = ()
     routed_fraction: float | None = None  # adaptive: share of the output decoded by the big model
-    choice: str | None = None  # model "auto": why this model was chosen
+    choice: str | None = None  # model "auto" or the default: why this model was chosen
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (paths as strings, sizes as [width, height]); adaptive and auto facts when present."""
@@ -93,9 +94,10 @@ class Result:
 
 
 @dataclass
-class _Report:
-    """What an enlargement did besides its pixels, gathered while it runs: the model that ran, the share routed
-    to the big model (adaptive, colour pass) and why the model was chosen (auto)."""
+class Report:
+    """What an enlargement did besides its pixels, gathered while it runs: the model that ran (or `lanczos` /
+    `copy`), the share routed to the big model (adaptive, colour pass) and why the model was chosen (auto, or the
+    default model's routing of compressed JPEGs to its robust twin)."""
 
     model: str
     routed: float | None = None
@@ -108,6 +110,8 @@ class Upscaler:
     `adaptive`: decode the model's residual only where the input has detail (engine/adaptive/), above the
     calibrated default threshold, `threshold`, or for the `route_fraction` of regions with most to gain.
     `model="auto"`: per image, the bundled model that fits `time_budget` seconds and is worth it (autoselect.py).
+    No `model`: the default model, except that a compressed JPEG goes to the robust twin its card declares
+    (`autoselect.TwinRoute`), as it does under `auto`; a model named explicitly serves every input.
     `precision`: fp32 or bf16, else the model card's default (engine/precision.py). `backend="onnx"`: the model
     exported to ONNX and run by onnxruntime (export/onnx.py); `model` may also name an export folder then.
     """
@@ -139,12 +143,10 @@ class Upscaler:
         self.tile = tile
         self.routing = Routing(threshold, route_fraction) if adaptive else None
         self.selector = Selector.bundled(time_budget) if model == AUTO else None
+        self.routes: dict[str, TwinRoute] = {}  # clean model name → where its compressed JPEGs go
         if self.selector is not None:
-            for candidate in self.selector.candidates:
-                candidate.module.to(self.device)
-                if self.routing is not None and candidate.descriptor.little is not None:
-                    check_routable(candidate, self.routing)
-            loaded = next(c for c in self.selector.candidates if c.descriptor.name == DEFAULT_MODEL)
+            candidates = self.selector.candidates
+            loaded = next(c for c in candidates if c.descriptor.name == DEFAULT_MODEL)
         else:
             named = model if model is not None else DEFAULT_MODEL
             if backend == ONNX_BACKEND:
@@ -153,8 +155,13 @@ class Upscaler:
                 loaded = load_onnx(named, threads)
             else:
                 loaded = model if isinstance(model, LoadedModel) else load_model(named)
-            if self.routing is not None:
-                check_routable(loaded, self.routing)
+            candidates = [loaded]
+        if (model is None or model == AUTO) and backend == TORCH_BACKEND:
+            self.routes = {c.descriptor.name: r for c in candidates if (r := TwinRoute.of(c)) is not None}
+        for candidate in [*candidates, *(route.twin for route in self.routes.values())]:
+            candidate.module.to(self.device)
+            if self.routing is not None and (model != AUTO or candidate.descriptor.little is not None):
+                check_routable(candidate, self.routing)
         self.model = LoadedModel(loaded.module.to(self.device), loaded.descriptor)
         self.precision = resolve_precision(precision, loaded.descriptor.default_precision, self.device)
         if threads is not None:
@@ -178,21 +185,20 @@ class Upscaler:
         """
         return self._upscale(decoded, plan, background, progress)[0]
 
-    def upscale_image_routed(
+    def upscale_image_reported(
         self,
         decoded: DecodedImage,
         plan: SizePlan,
         *,
         background: Color | None = None,
         progress: Progress | None = None,
-    ) -> tuple[DecodedImage, float | None]:
-        """`upscale_image`, and the share of the output the big model decoded (None unless adaptive ran)."""
-        enlarged, report = self._upscale(decoded, plan, background, progress)
-        return enlarged, report.routed
+    ) -> tuple[DecodedImage, Report]:
+        """`upscale_image`, and the report of what it did: the model that ran, why, and the adaptive share."""
+        return self._upscale(decoded, plan, background, progress)
 
     def _upscale(
         self, decoded: DecodedImage, plan: SizePlan, background: Color | None, progress: Progress | None
-    ) -> tuple[DecodedImage, _Report]:
+    ) -> tuple[DecodedImage, Report]:
         """`upscale_image`, and the report of what it did."""
         if (decoded.width, decoded.height) != plan.input_size:
             raise SizeError(
@@ -200,10 +206,10 @@ class Upscaler:
                 f"not {decoded.width}x{decoded.height}; plan each image from its own size"
             )
         pixels = decoded.pixels
-        model, report = self.model, _Report(self.method(plan))
-        if self.selector is not None and plan.enlarges:
-            selection = self._choose(decoded, plan)
-            model, report = selection.model, _Report(selection.model.descriptor.name, choice=selection.reason)
+        model, report = self.model, Report(self.method(plan))
+        if plan.enlarges:
+            model, report.choice = self._model_for(decoded, plan)
+            report.model = model.descriptor.name
         if not plan.is_identity:
             pixels = self._resample_channels(pixels, decoded.has_alpha, plan.render_size, progress, model, report)
         if plan.crop is not None:
@@ -213,6 +219,19 @@ class Upscaler:
             pixels = pad(pixels, plan.pad, plan.final_size, decoded.has_alpha, background or DEFAULT_PAD_COLOR)
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         return dataclasses.replace(decoded, pixels=pixels, notes=list(decoded.notes)), report
+
+    def _model_for(self, decoded: DecodedImage, plan: SizePlan) -> tuple[LoadedModel, str | None]:
+        """The model that enlarges `decoded` and why (None: the one model of this Upscaler, nothing chosen):
+        auto's selection, then the robust twin for a compressed JPEG where the chosen model declares one."""
+        model, reasons = self.model, []
+        if self.selector is not None:
+            selection = self._choose(decoded, plan)
+            model, reasons = selection.model, [selection.reason]
+        route = self.routes.get(model.descriptor.name)
+        if route is not None:
+            model, why = route.choose(decoded.jpeg_quality)
+            reasons.append(why)
+        return model, "; ".join(reasons) or None
 
     def _choose(self, decoded: DecodedImage, plan: SizePlan) -> Selection:
         """Model "auto": the selector's choice for this image's colour, render size and number of model passes."""
@@ -274,7 +293,7 @@ class Upscaler:
         size: Size,
         progress: Progress | None,
         model: LoadedModel,
-        report: _Report,
+        report: Report,
     ) -> np.ndarray:
         """Colour (premultiplied when there is alpha) and alpha to `size`, each through `_resample` with `model`."""
         colour = pixels[..., :-1] if has_alpha else pixels
@@ -306,7 +325,7 @@ class Upscaler:
         size: Size,
         progress: Progress | None,
         model: LoadedModel,
-        report: _Report,
+        report: Report,
         clamp: bool = True,
     ) -> np.ndarray:
         """H×W×3 → size: the model up to the larger of input and target on each axis (clamped to [0, 1] unless

@@ -3,7 +3,8 @@
 Rows are keyed by the output's name, so the manifest describes the files in its folder: a job run at ×2, then ×3,
 then ×2 again finds its ×2 outputs still recorded. A row holds the input it was made from, the item's state (`running` from just before its work is sent out, then `done` or `failed`), the
 hash of the job parameters it was made with, the SHA-256 of its input and of the output written, attempts and the
-last error. A re-run trusts a `done` row only when parameters, input and output hashes all still match, and any
+last error, and for a done item the model that made it and why it was chosen (`choice`: the default model sends
+compressed JPEGs to its robust twin). Manifests written before those two columns gain them when opened. A re-run trusts a `done` row only when parameters, input and output hashes all still match, and any
 row marks its output file as this job's own (to be replaced when redone, whatever the overwrite policy).
 """
 
@@ -32,11 +33,14 @@ CREATE TABLE IF NOT EXISTS items (
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     notes TEXT,                    -- JSON list of remarks from the reader and writer
-    updated REAL NOT NULL          -- seconds since the epoch
+    updated REAL NOT NULL,         -- seconds since the epoch
+    model TEXT,                    -- the model that made the output (or lanczos / copy)
+    choice TEXT                    -- why that model was chosen, when one was
 )
 """
+_ADDED_COLUMNS = {"model": "TEXT", "choice": "TEXT"}  # added after the first manifests: ALTER TABLE adds them
 T = TypeVar("T")
-_COLUMNS = "output, input, state, params, input_sha256, output_sha256, attempts, error"
+_COLUMNS = ("output", "input", "state", "params", "input_sha256", "output_sha256", "attempts", "error", "model", "choice")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Record:
     output_sha256: str | None
     attempts: int
     error: str | None
+    model: str | None = None
+    choice: str | None = None
 
 
 class Manifest:
@@ -70,6 +76,10 @@ class Manifest:
                 raise OutputError(f"manifest {path} was written by a newer enlarge; upgrade, or move it aside")
             with db:
                 db.execute(_SCHEMA)
+                present = _table_columns(db)
+                for column, kind in _ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise _unreadable(path, exc) from None
@@ -99,15 +109,19 @@ class Manifest:
             "INSERT INTO items (output, input, state, params, input_sha256, attempts, updated) "
             "VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT(output) DO UPDATE SET input = excluded.input, "
             "state = excluded.state, params = excluded.params, input_sha256 = excluded.input_sha256, "
-            "output_sha256 = NULL, error = NULL, notes = NULL, attempts = attempts + 1, updated = excluded.updated",
+            "output_sha256 = NULL, error = NULL, notes = NULL, model = NULL, choice = NULL, "
+            "attempts = attempts + 1, updated = excluded.updated",
             (output, input, RUNNING, params, input_sha256, time.time()),
         )
 
-    def finish(self, output: str, output_sha256: str, notes: list[str]) -> None:
-        """Mark a started item `done` with the hash of the output now in place."""
+    def finish(
+        self, output: str, output_sha256: str, notes: list[str], model: str | None = None, choice: str | None = None
+    ) -> None:
+        """Mark a started item `done` with the hash of the output now in place, the model that made it and why."""
         self._write(
-            "UPDATE items SET state = ?, output_sha256 = ?, notes = ?, updated = ? WHERE output = ?",
-            (DONE, output_sha256, json.dumps(notes), time.time(), output),
+            "UPDATE items SET state = ?, output_sha256 = ?, notes = ?, model = ?, choice = ?, updated = ? "
+            "WHERE output = ?",
+            (DONE, output_sha256, json.dumps(notes), model, choice, time.time(), output),
         )
 
     def fail(self, output: str, input: str, params: str, error: str) -> None:
@@ -137,8 +151,15 @@ class Manifest:
             raise _unreadable(self._path, exc) from None
 
 
+def _table_columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(items)")}
+
+
 def _records(db: sqlite3.Connection) -> dict[str, Record]:
-    rows = db.execute(f"SELECT {_COLUMNS} FROM items").fetchall()
+    """Every row; a column an older manifest lacks (read-only, not yet upgraded) reads as NULL."""
+    present = _table_columns(db)
+    columns = ", ".join(c if c in present else f"NULL AS {c}" for c in _COLUMNS)
+    rows = db.execute(f"SELECT {columns} FROM items").fetchall()
     return {row[0]: Record(*row) for row in rows}
 
 

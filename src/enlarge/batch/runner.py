@@ -112,7 +112,7 @@ class Report:
         return {
             "done": [
                 _entry(item, input_size=list(o.input_size or ()), output_size=list(o.output_size or ()),
-                       model=o.method, seconds=round(o.seconds, 3), notes=list(o.notes), **_routed(o))
+                       model=o.method, seconds=round(o.seconds, 3), notes=list(o.notes), **_routed(o), **_choice(o))
                 for item, o in self.done
             ],
             "skipped": [_entry(d.item, reason=d.reason) for d in self.skipped],
@@ -178,6 +178,11 @@ def params_hash(job: JobSpec, upscaler: Upscaler) -> str:
         "precision": upscaler.precision,
         "weights": sha256_file(weights) if weights is not None and weights.is_file() else None,
     }
+    if upscaler.routes:  # the default model: its twins' weights decide the bytes of compressed JPEGs
+        identity["twins"] = {
+            clean: [route.twin.descriptor.name, route.below_quality, sha256_file(Path(route.twin.descriptor.source))]
+            for clean, route in upscaler.routes.items()
+        }
     text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:PARAMS_HASH_CHARS]
 
@@ -370,7 +375,9 @@ def _publish(item: Item, outcome: Outcome, workspace: Workspace, params: str, re
     except EnlargeError as exc:
         _fail(item, str(exc), workspace, params, report)
         return
-    workspace.manifest.finish(item.output.name, str(outcome.sha256), list(outcome.notes))
+    workspace.manifest.finish(
+        item.output.name, str(outcome.sha256), list(outcome.notes), model=outcome.method, choice=outcome.choice
+    )
     report.done.append((item, dataclasses.replace(outcome, data=None)))
 
 
@@ -394,6 +401,11 @@ def _one_line(error: BaseException) -> str:
 
 def _entry(item: Item, **fields: Any) -> dict[str, Any]:
     return {"input": str(item.input), "output": str(item.output), **fields}
+
+
+def _choice(outcome: Outcome) -> dict[str, str]:
+    """`choice` (why the default model chose this model) for a report entry when one was made."""
+    return {} if outcome.choice is None else {"choice": outcome.choice}
 
 
 def _routed(outcome: Outcome) -> dict[str, float]:

@@ -136,7 +136,10 @@ class InputSpec(_Section):
 class ModelSpec(_Section):
     """Which model, and the output size it is asked for: exactly one of `scale`, `size`, `width` / `height`."""
 
-    name: str = Field(DEFAULT_MODEL, description="a registered model name or a weights file")
+    name: str | None = Field(
+        None, description="a registered model name or a weights file; default: the default model, which sends "
+        "compressed JPEGs to the robust twin its card names (a named model serves every input)",
+    )
     scale: int | float | str | None = Field(None, description="scale factor such as 2.5")
     size: str | None = Field(None, description="WIDTHxHEIGHT such as 1920x1080, shaped by fit")
     width: Count | None = None
@@ -356,7 +359,7 @@ def _naming_values(job: JobSpec, source: Path) -> dict[str, str]:
         "ext": FORMAT_EXTENSIONS[fmt] if fmt is not None else own.lstrip("."),
         "label": request.label,
         "scale": format_scale(request.scale) if request.scale is not None else "",
-        "model": Path(job.model.name).stem,
+        "model": Path(job.model.name or DEFAULT_MODEL).stem,
     }
 
 

@@ -29,7 +29,7 @@ ITEM_DELAY_ENV = "ENLARGE_BATCH_ITEM_DELAY_S"
 class WorkerConfig:
     """What every item of a job shares; sent to each worker once."""
 
-    model: str
+    model: str | None  # None: the default model, compressed JPEGs to its robust twin
     adaptive: bool
     threads: int
     tile: int | None
@@ -63,6 +63,7 @@ class Outcome:
     method: str = ""
     notes: tuple[str, ...] = ()
     routed_fraction: float | None = None  # adaptive: share of the output the big model decoded
+    choice: str | None = None  # why this model was chosen (the default model's routing)
     seconds: float = 0.0
 
 
@@ -87,7 +88,7 @@ class ItemWorker:
             decoded = decode_image_bytes(task.data, max_pixels=config.max_pixels, name=task.input)
             plan = config.request.plan((decoded.width, decoded.height))
             check_encodable(decoded, output, config.quality, config.background)
-            enlarged, routed = self._upscaler.upscale_image_routed(
+            enlarged, report = self._upscaler.upscale_image_reported(
                 decoded, plan, background=config.background, progress=progress
             )
             data = encode_image_bytes(enlarged, output.suffix, quality=config.quality, background=config.background)
@@ -100,10 +101,11 @@ class ItemWorker:
             sha256=sha256_bytes(data),
             input_size=plan.input_size,
             output_size=plan.final_size,
-            method=self._upscaler.method(plan),
+            method=report.model,
             notes=tuple(enlarged.notes),
             seconds=time.perf_counter() - start,
-            routed_fraction=routed,
+            routed_fraction=report.routed,
+            choice=report.choice,
         )
 
     def _deadline(self) -> Progress | None:

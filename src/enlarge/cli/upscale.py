@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", metavar="NAME|PATH|auto",
         help="model name (see `enlarge models`), weights file, or auto: per image, the bundled model that fits "
-        "--time-budget and is worth it for the image (needs `enlarge profile` once)",
+        "--time-budget and is worth it for the image (needs `enlarge profile` once); default: lite, with "
+        "compressed JPEGs sent to lite-real (a named model serves every input)",
     )
     parser.add_argument(
         "--time-budget", type=float, metavar="SECONDS", help="with --model auto: seconds allowed per image"
@@ -187,10 +188,10 @@ def describe(exc: EnlargeError, source: Path | None = None) -> str:
 
 
 def summary(result: Result) -> str:
-    """`input WxH → output WxH, model[ adaptive N% routed], seconds[; auto: why]`."""
+    """`input WxH → output WxH, model[ adaptive N% routed], seconds[; choice: why]`."""
     (in_w, in_h), (out_w, out_h) = result.input_size, result.output_size
     routed = "" if result.routed_fraction is None else f" adaptive {result.routed_fraction:.0%} routed"
-    choice = "" if result.choice is None else f"; auto: {result.choice}"
+    choice = "" if result.choice is None else f"; choice: {result.choice}"
     return (f"{result.input} {in_w}x{in_h} → {result.output} {out_w}x{out_h}, {result.model}{routed}, "
             f"{result.seconds:.2f} s{choice}")
 

@@ -24,6 +24,21 @@ from enlarge.validation import validate
 CARD_SCHEMA_VERSION = 1
 CARD_SUFFIX = ".json"
 Precision = Literal["fp32", "bf16"]  # engine.precision.PRECISIONS; the card is read without torch
+ROBUST_TWIN = "robust_twin"  # the `extra` entry naming the model that serves this one's compressed JPEGs
+MAX_JPEG_QUALITY = 100
+
+
+@dataclass(config=ConfigDict(extra="forbid"))
+class RobustTwin:
+    """The model trained on degraded inputs that enlarges this model's JPEGs below a quality threshold instead.
+
+    `below_quality` is measured (`benchmarks/jpeg_routing.py --write-card`): the lowest JPEG quality from which
+    this clean model beats its twin; `measured` keeps what that run saw.
+    """
+
+    model: str = Field(description="the registered name of the robust model")
+    below_quality: int = Field(ge=1, le=MAX_JPEG_QUALITY + 1, description="JPEGs of lower quality go to the twin")
+    measured: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(config=ConfigDict(extra="forbid"))
@@ -46,6 +61,13 @@ class ModelCard:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def robust_twin(self) -> RobustTwin | None:
+        """The robust twin declared in `extra`, validated; None if the card declares none."""
+        entry = self.extra.get(ROBUST_TWIN)
+        if entry is None:
+            return None
+        return validate(RobustTwin, entry, f"model card of {self.name}: extra.{ROBUST_TWIN}", error=ModelError)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "card") -> ModelCard:

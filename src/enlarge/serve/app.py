@@ -96,7 +96,8 @@ UPSCALE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The enlarged image. Headers: X-Enlarge-Model (the model, or `lanczos` / `copy` when "
         "nothing was enlarged), X-Enlarge-Input-Size and X-Enlarge-Output-Size (`WxH`), X-Enlarge-Seconds; "
-        "adaptive, when the model ran: X-Enlarge-Routed-Fraction (share of the output the big model decoded, 0-1).",
+        "adaptive, when the model ran: X-Enlarge-Routed-Fraction (share of the output the big model decoded, 0-1); "
+        "with the default model: X-Enlarge-Choice (why this model: a compressed JPEG goes to the robust twin).",
         "content": {
             MEDIA_TYPES[fmt]: {"schema": {"type": "string", "format": "binary"}} for fmt in FORMATS.values()
         },
@@ -183,9 +184,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         """Enlarge `file` by `scale`, or to `width` and/or `height` (with `fit` when both are given)."""
         _check_form_fields(await http_request.form())
         request = _size_request(scale, width, height, fit, config)
-        name = _model_name(model, offered)
-        if adaptive and name not in adaptive_models:
-            raise RequestError(_no_little_path(name, adaptive_models))
+        name = _model_name(model, offered)  # None: the default, which sends compressed JPEGs to its robust twin
+        if adaptive and (name or DEFAULT_MODEL) not in adaptive_models:
+            raise RequestError(_no_little_path(name or DEFAULT_MODEL, adaptive_models))
         job = Job(
             await file.read(), request, name, output_format, config.max_input_pixels, config.timeout_s, adaptive
         )
@@ -199,6 +200,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         }
         if result.routed_fraction is not None:
             headers["X-Enlarge-Routed-Fraction"] = f"{result.routed_fraction:.{ROUTED_DIGITS}f}"
+        if result.choice is not None:
+            headers["X-Enlarge-Choice"] = result.choice
         return Response(result.data, media_type=MEDIA_TYPES[FORMATS[output_format]], headers=headers)
 
     return app
@@ -234,10 +237,10 @@ def _size_request(
     return SizeRequest(scale=scale, width=width, height=height, fit=fit, max_output_mp=config.max_output_mp)
 
 
-def _model_name(model: str | None, offered: tuple[str, ...]) -> str:
-    """A model name this server has loaded; never a path."""
+def _model_name(model: str | None, offered: tuple[str, ...]) -> str | None:
+    """A model name this server has loaded, or None for the default; never a path."""
     if model is None or model == "":
-        return DEFAULT_MODEL
+        return None
     if model in offered:
         return model
     shown = model if len(model) <= MAX_ECHO_CHARS else model[:MAX_ECHO_CHARS] + "…"

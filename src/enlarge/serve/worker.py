@@ -1,6 +1,6 @@
 """What runs inside a worker process: the models, each loaded on first use, and one enlargement per job.
 
-A worker starts with only the default model, loaded and run once on a tiny image (so a fresh worker, such as
+A worker starts with only the default model (with the robust twin it sends compressed JPEGs to), loaded and run once on a tiny image (so a fresh worker, such as
 the replacement of one killed for overrunning, answers its first request as fast as any other); any other model
 is loaded the first time a job asks for it, so a worker holds only what its requests use.
 
@@ -36,8 +36,9 @@ UPLOAD_NAME = "the uploaded file"  # how decoding errors name the input
 WARMUP_SIDE = 16  # pixels of the image a new worker enlarges once, so its first job pays no first-call costs
 WARMUP_SCALE = 2
 
-_UPSCALERS: dict[str, Upscaler] = {}  # this process's loaded models by name (the app sends only offered names)
-_ADAPTIVE: dict[str, Upscaler] = {}  # the same models run adaptively, built by the first adaptive job of each
+# This process's loaded models by name (the app sends only offered names; None: the default, which routes).
+_UPSCALERS: dict[str | None, Upscaler] = {}
+_ADAPTIVE: dict[str | None, Upscaler] = {}  # the same models run adaptively, built by the first adaptive job of each
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Job:
 
     data: bytes
     request: SizeRequest
-    model: str
+    model: str | None  # None: the default model, compressed JPEGs to its robust twin
     format: str  # png | jpeg | webp
     max_input_pixels: int
     time_limit_s: float
@@ -63,6 +64,7 @@ class JobResult:
     output_size: Size
     seconds: float
     routed_fraction: float | None = None  # adaptive: share of the output the big model decoded
+    choice: str | None = None  # why this model was chosen (the default model's routing)
 
 
 def init_worker(models: tuple[str, ...], threads: int) -> None:
@@ -73,13 +75,14 @@ def init_worker(models: tuple[str, ...], threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     if DEFAULT_MODEL in models:
-        _warm(add_model(DEFAULT_MODEL))
+        _warm(add_model(None))
 
 
-def add_model(model: str | LoadedModel) -> str:
-    """Load `model` (a registered name, or a model already built) into this process; returns its name."""
+def add_model(model: str | LoadedModel | None) -> str | None:
+    """Load `model` (a registered name, a model already built, or None: the default) into this process; returns
+    the name jobs ask for it by."""
     upscaler = Upscaler(model)
-    name = upscaler.model.descriptor.name
+    name = None if model is None else upscaler.model.descriptor.name
     _UPSCALERS[name] = upscaler
     _ADAPTIVE.pop(name, None)
     return name
@@ -94,27 +97,28 @@ def enlarge_job(job: Job) -> JobResult:
     plan = job.request.plan((decoded.width, decoded.height))
     if decoded.has_alpha and job.format in FORMATS_WITHOUT_ALPHA:
         raise OutputError(f"the image has transparency, which {job.format} cannot store; ask for png or webp")
-    enlarged, routed = upscaler.upscale_image_routed(decoded, plan, progress=check_deadline)
+    enlarged, report = upscaler.upscale_image_reported(decoded, plan, progress=check_deadline)
     data = encode_image_bytes(enlarged, job.format)
     seconds = time.perf_counter() - start
-    return JobResult(data, upscaler.method(plan), plan.input_size, plan.final_size, seconds, routed)
+    return JobResult(data, report.model, plan.input_size, plan.final_size, seconds, report.routed, report.choice)
 
 
-def _loaded(name: str) -> Upscaler:
+def _loaded(name: str | None) -> Upscaler:
     """The Upscaler of model `name`, loaded by the first job that asks for it."""
     if name not in _UPSCALERS:
         add_model(name)
     return _UPSCALERS[name]
 
 
-def _adaptive(name: str) -> Upscaler:
-    """The adaptive Upscaler of model `name`, sharing its loaded module; ModelError if it cannot route."""
+def _adaptive(name: str | None) -> Upscaler:
+    """The adaptive Upscaler of model `name`, sharing its loaded module (the default loads its own, with its
+    twin); ModelError if it cannot route."""
     if name not in _ADAPTIVE:
-        _ADAPTIVE[name] = Upscaler(_loaded(name).model, adaptive=True)
+        _ADAPTIVE[name] = Upscaler(None if name is None else _loaded(name).model, adaptive=True)
     return _ADAPTIVE[name]
 
 
-def _warm(name: str) -> None:
+def _warm(name: str | None) -> None:
     """Enlarge a tiny image once, so the kernels' first-call set-up happens before any request waits on it."""
     upscaler = _UPSCALERS[name]
     pixels = np.zeros((WARMUP_SIDE, WARMUP_SIDE, 3), dtype=np.float32)

@@ -14,9 +14,9 @@ from typing import Any
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from enlarge.errors import ConfigError
+from enlarge.errors import ConfigError, ModelError
 from enlarge.fileutil import atomic_write_bytes
-from enlarge.models.card import ModelCard, card_path_for
+from enlarge.models.card import CARD_SUFFIX, ROBUST_TWIN, ModelCard, card_path_for
 from enlarge.models.macs import count_macs
 from enlarge.models.registry import SPECS, WEIGHTS_PACKAGE, build, load_state_strict, parameter_count
 from enlarge.training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, load_state
@@ -24,6 +24,9 @@ from enlarge.training.config import config_from_dict
 
 WHICH = ("best", "last")
 DEFAULT_PRECISION = "fp32"  # safe everywhere; a calibration tool may record a faster choice in the card
+# Card entries that a re-export keeps from the card it replaces: declarations about other models (the robust
+# twin and its measured threshold), which no step of `make weights` re-measures.
+KEPT_ON_EXPORT = (ROBUST_TWIN,)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,18 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str
         training=training_record(checkpoint, config.data.train_dirs, config.data.data_root, which),
         license=weights_licence(config.data.train_dirs),
     )
-    return write_model(module, card, Path(out_dir) if out_dir is not None else default_weights_dir())
+    out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
+    card.extra.update(kept_entries(out_dir / f"{name}{CARD_SUFFIX}"))
+    return write_model(module, card, out_dir)
+
+
+def kept_entries(card_path: Path) -> dict[str, Any]:
+    """The `KEPT_ON_EXPORT` entries of the card at `card_path`; none if there is no readable card there."""
+    try:
+        previous = ModelCard.read(card_path)
+    except ModelError:
+        return {}
+    return {key: previous.extra[key] for key in KEPT_ON_EXPORT if key in previous.extra}
 
 
 def write_model(module: nn.Module, card: ModelCard, out_dir: Path) -> ExportResult:
