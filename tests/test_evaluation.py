@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from conftest import BENCHMARK, require
-from enlarge import evaluation
+from enlarge import degradations, evaluation
 from enlarge.cli.main import main
 from enlarge.errors import ConfigError, InputError, OutputError, SizeError
-from enlarge.evaluation import Reports, Settings
+from enlarge.evaluation import Degradation, Reports, Settings
 from enlarge.metrics import psnr, ssim_y
 from enlarge.resize import imresize, imresize_np
 
@@ -111,10 +111,11 @@ def test_settings_validation() -> None:
         Settings(scales=(2,), metric="lab")
     with pytest.raises(ConfigError):
         Settings(scales=(2,), limit=0)
-    for bad in ("jpeg", "jpeg0", "jpeg101", "png75"):
+    for bad in ("jpeg", "jpeg0", "jpeg101", "png75", "noise0", "bicubic", "nearest+jpeg50+jpeg75", "jpeg75+"):
         with pytest.raises(ConfigError):
             Settings(scales=(2,), degrade=bad)
-    assert Settings(scales=(2,), degrade="jpeg75").jpeg_quality == 75
+    assert Settings(scales=(2,), degrade="jpeg75").degradation == Degradation(jpeg_quality=75)
+    assert Settings(scales=(2,), degrade="jpeg50+noise2.5+nearest").degradation == Degradation("nearest", 2.5, 50)
     assert Settings(scales=(3,)).shave(3) == 3
     assert Settings(scales=(3,), metric="rgb").shave(3) == 9
 
@@ -168,8 +169,25 @@ def test_jpeg_degradation_applies_to_lr(tiny: Path, flat_models: dict[str, FlatM
     evaluation.evaluate(["flat"], [tiny], Settings(scales=(2,), degrade="jpeg75", limit=1), progress=False)
     lr = (flat_models["flat"].calls[0][0][0] * 255).round().to(torch.uint8)
     clean = evaluation.make_lr(read_u8(tiny / "a.png")[:, :36, :40], 2)
-    assert torch.equal(lr, evaluation.jpeg_roundtrip(clean, 75))
+    assert torch.equal(lr, evaluation.to_uint8(degradations.jpeg_roundtrip(clean.float() / 255, 75)))
     assert not torch.equal(lr, clean)
+
+
+def test_degradations_make_the_lr_in_photo_order(tiny: Path, flat_models: dict[str, FlatModel]) -> None:
+    """nearest: point sampling of the HR instead of bicubic; noise: the same for the same image and scale, other
+    for another; combined: kernel, then noise, then JPEG, as each step alone does it."""
+    hr = read_u8(tiny / "a.png")[:, :36, :40]
+    nearest = Degradation(kernel="nearest").make_lr(hr, 4, "a.png")
+    assert torch.equal(nearest, hr[:, 2::4, 2::4])  # nearest-exact: the centre pixel of each 4×4 cell
+    noisy = Degradation(noise_sigma=5).make_lr(hr, 2, "a.png")
+    assert torch.equal(noisy, Degradation(noise_sigma=5).make_lr(hr, 2, "a.png"))
+    assert not torch.equal(noisy, Degradation(noise_sigma=5).make_lr(hr, 2, "b.png"))
+    assert 3 < (noisy.float() - evaluation.make_lr(hr, 2).float()).std() < 7
+    combined = Degradation("nearest", 5, 75).make_lr(hr, 4, "a.png")
+    by_steps = Degradation(jpeg_quality=75).degrade(Degradation(noise_sigma=5).degrade(nearest, 4, "a.png"), 4, "a.png")
+    assert torch.equal(combined, by_steps)
+    evaluation.evaluate(["flat"], [tiny], Settings(scales=(4,), degrade="nearest", limit=1), progress=False)
+    assert torch.equal((flat_models["flat"].calls[0][0][0] * 255).round().to(torch.uint8), nearest)
 
 
 def test_paired_dataset_reads_its_lr(tmp_path: Path, flat_models: dict[str, FlatModel]) -> None:
@@ -189,6 +207,8 @@ def test_paired_dataset_reads_its_lr(tmp_path: Path, flat_models: dict[str, Flat
     Image.fromarray(smooth_image(10, 16, seed=5)).save(root / "LR_bicubic" / "X2" / "imgx2.png")
     with pytest.raises(InputError):  # wrong LR size
         evaluation.evaluate(["flat"], [root], Settings(scales=(2,)), progress=False)
+    with pytest.raises(ConfigError, match="own LR"):  # its LR files cannot be made with another kernel
+        evaluation.evaluate(["flat"], [root], Settings(scales=(2,), degrade="nearest"), progress=False)
 
 
 def test_image_too_small_for_scale(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ The protocol of the published tables (SRCNN, EDSR, LIIF … on Set5, Set14, B100
    top-left corner to a multiple of the scale.
 2. LR: MATLAB's bicubic `imresize` of the HR by 1/scale on the 8-bit image (`enlarge.resize`, rounded to 8 bits
    between and after the two passes, as MATLAB does on uint8). A paired folder's own LR files are used instead.
-   `degrade="jpegQ"` then re-encodes the 8-bit LR as a JPEG of quality Q (Pillow's defaults, 4:2:0 chroma).
+   `degrade` makes the LR the way real photos are made instead (`Degradation`): steps joined by `+`, applied in
+   the order a photo meets them: another downscaling kernel in place of bicubic (`nearest` and `bilinear`,
+   without antialiasing as thumbnails are often made; `area`, box averaging), then Gaussian noise of S 8-bit levels (`noiseS`, seeded by image and scale), then a JPEG
+   of quality Q (`jpegQ`, Pillow/libjpeg, 4:2:0 chroma), e.g. `jpeg75` or `nearest+noise5+jpeg75`.
 3. SR: the model renders the LR at exactly the HR size; the result is clamped to [0, 1] and rounded to 8 bits.
 4. Scores: PSNR on MATLAB luma with shave = scale (`metric="y"`, the default) or on RGB with shave = scale + 6
    (`metric="rgb"`, the DIV2K convention); SSIM on luma with the same shave. A row reports the means over images.
@@ -25,6 +28,7 @@ import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
+from enlarge import degradations
 from enlarge.engine import render
 from enlarge.errors import ConfigError, InputError, OutputError, SizeError
 from enlarge import imagefolders
@@ -53,14 +57,71 @@ BASELINE = "bicubic"
 RGB_EXTRA_SHAVE = 6  # the DIV2K convention: shave scale + 6 pixels when scoring RGB
 LEVELS = 255  # 8-bit images
 JPEG_DEGRADE = re.compile(r"jpeg(\d+)")
+NOISE_DEGRADE = re.compile(r"noise(\d+(?:\.\d+)?)")
 JPEG_QUALITY_RANGE = (1, 100)
+PROTOCOL_KERNEL = "bicubic"
+DEGRADE_KERNELS = tuple(k for k in degradations.KERNELS if k != PROTOCOL_KERNEL)
+DEGRADE_STEP_SEPARATOR = "+"
+NOISE_SEED = 18  # noise is a pure function of (this seed, the image's name, the scale): every run sees the same
 PLOT_DPI = 120
 PLOT_PANEL_SIZE = (4.0, 3.2)  # inches per dataset panel
 
 
 @dataclass(frozen=True)
+class Degradation:
+    """How the LR is made when it is not the protocol's bicubic: kernel, then noise, then JPEG (module docstring)."""
+
+    kernel: str = PROTOCOL_KERNEL
+    noise_sigma: float | None = None  # Gaussian, in 8-bit levels
+    jpeg_quality: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Degradation:
+        """`"nearest+noise5+jpeg75"` → its Degradation; ConfigError naming the step it cannot read."""
+        fields: dict[str, Any] = {}
+        for step in spec.split(DEGRADE_STEP_SEPARATOR):
+            jpeg, noise = JPEG_DEGRADE.fullmatch(step), NOISE_DEGRADE.fullmatch(step)
+            low, high = JPEG_QUALITY_RANGE
+            if step in DEGRADE_KERNELS:
+                key, value = "kernel", step
+            elif noise is not None and float(noise.group(1)) > 0:
+                key, value = "noise_sigma", float(noise.group(1))
+            elif jpeg is not None and low <= int(jpeg.group(1)) <= high:
+                key, value = "jpeg_quality", int(jpeg.group(1))
+            else:
+                raise ConfigError(
+                    f"unknown degradation {step!r} in {spec!r}: use steps joined by {DEGRADE_STEP_SEPARATOR!r}: "
+                    f"a kernel ({', '.join(DEGRADE_KERNELS)}), noiseS (S > 0 levels), jpegQ (Q in {low}..{high}); "
+                    "e.g. jpeg75 or nearest+noise5+jpeg75"
+                )
+            if key in fields:
+                raise ConfigError(f"degradation {spec!r} has two steps of one kind ({step!r}); give each once")
+            fields[key] = value
+        return cls(**fields)
+
+    def make_lr(self, hr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+        """The 8-bit LR of the cropped 8-bit HR `hr` (3×H×W) at `scale`, degraded; `name` seeds the noise."""
+        h, w = hr.shape[-2:]
+        if self.kernel == PROTOCOL_KERNEL:
+            lr = make_lr(hr, scale)
+        else:
+            lr = to_uint8(degradations.downscale(hr.float() / LEVELS, (h // scale, w // scale), self.kernel))
+        return self.degrade(lr, scale, name)
+
+    def degrade(self, lr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+        """Noise, then JPEG, on an 8-bit LR (3×h×w uint8) of image `name` at `scale`."""
+        image = lr.float() / LEVELS
+        if self.noise_sigma is not None:
+            rng = np.random.default_rng([NOISE_SEED, zlib.crc32(name.encode("utf-8")), scale])
+            image = degradations.gaussian_noise(image, self.noise_sigma, rng)
+        if self.jpeg_quality is not None:
+            image = degradations.jpeg_roundtrip(image, self.jpeg_quality)
+        return to_uint8(image)
+
+
+@dataclass(frozen=True)
 class Settings:
-    """What to measure: integer scales, PSNR flavour, optional LR degradation (`jpegQ`), images per dataset."""
+    """What to measure: integer scales, PSNR flavour, optional LR degradation (`Degradation`), images per dataset."""
 
     scales: tuple[int, ...]
     metric: str = "y"
@@ -76,12 +137,13 @@ class Settings:
             raise ConfigError(f"unknown metric {self.metric!r}: use one of {', '.join(METRICS)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be at least 1, got {self.limit}")
-        parse_degrade(self.degrade)
+        if self.degrade is not None:
+            Degradation.parse(self.degrade)  # now, so a bad spec fails before any work
 
     @property
-    def jpeg_quality(self) -> int | None:
-        """The JPEG quality of a `jpegQ` degradation, None without one."""
-        return parse_degrade(self.degrade)
+    def degradation(self) -> Degradation | None:
+        """The parsed `degrade` spec, None without one."""
+        return None if self.degrade is None else Degradation.parse(self.degrade)
 
     def shave(self, scale: int) -> int:
         """Border pixels left out of the scores at this scale."""
@@ -140,17 +202,6 @@ def parse_scales(text: str) -> tuple[int, ...]:
     return scales
 
 
-def parse_degrade(spec: str | None) -> int | None:
-    """`"jpeg75"` → 75 (the JPEG quality to re-encode the LR with); None → None."""
-    if spec is None:
-        return None
-    match = JPEG_DEGRADE.fullmatch(spec)
-    low, high = JPEG_QUALITY_RANGE
-    if match is None or not low <= int(match.group(1)) <= high:
-        raise ConfigError(f"unknown degradation {spec!r}: use jpegQ with Q in {low}..{high}, e.g. jpeg75")
-    return int(match.group(1))
-
-
 def find_dataset(folder: Path, limit: int | None = None) -> Dataset:
     """The dataset in `folder` (layout in the module docstring), with at most `limit` images."""
     folder = Path(folder)
@@ -178,16 +229,6 @@ def make_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return to_uint8(lr)
 
 
-def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """Encode an 8-bit 3×H×W image as JPEG at `quality` with Pillow and decode it again."""
-    buffer = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy(), "RGB").save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        array = np.asarray(decoded.convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
-
-
 def to_uint8(image: torch.Tensor) -> torch.Tensor:
     """Clamp a [0, 1] float image and round it to 8-bit levels."""
     return (image.clamp(0, 1) * LEVELS).round().to(torch.uint8)
@@ -205,24 +246,27 @@ def paired_lr_path(dataset: Dataset, hr_path: Path, scale: int) -> Path:
 
 
 def load_pair(dataset: Dataset, hr_path: Path, scale: int, settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cropped 8-bit HR and its 8-bit LR (made, or read from a paired folder, then degraded if asked)."""
+    """The cropped 8-bit HR and its 8-bit LR (made, or read from a paired folder, then degraded if asked).
+
+    A degradation with its own kernel needs the HR to make the LR from, so a paired folder refuses it."""
     hr = read_rgb8(hr_path)
     h, w = hr.shape[-2:]
     h, w = h - h % scale, w - w % scale
     if min(h, w) - 2 * settings.shave(scale) < SSIM_WINDOW:
         raise InputError(f"{hr_path} ({hr.shape[-1]}×{hr.shape[-2]}) is too small to score at ×{scale}")
     hr = hr[:, :h, :w]
+    degradation = settings.degradation or Degradation()
+    name = hr_path.relative_to(dataset.hr_root).as_posix()
     if dataset.lr_root is None:
-        lr = make_lr(hr, scale)
-    else:
-        lr_path = paired_lr_path(dataset, hr_path, scale)
-        lr = read_rgb8(lr_path)
-        if tuple(lr.shape[-2:]) != (h // scale, w // scale):
-            raise InputError(f"{lr_path} is {lr.shape[-1]}×{lr.shape[-2]}, expected {w // scale}×{h // scale}")
-    quality = settings.jpeg_quality
-    if quality is not None:
-        lr = jpeg_roundtrip(lr, quality)
-    return hr, lr
+        return hr, degradation.make_lr(hr, scale, name)
+    if degradation.kernel != PROTOCOL_KERNEL:
+        raise ConfigError(f"{dataset.name} brings its own LR images, which cannot be made with {degradation.kernel}; "
+                          "use a folder of HR images alone")
+    lr_path = paired_lr_path(dataset, hr_path, scale)
+    lr = read_rgb8(lr_path)
+    if tuple(lr.shape[-2:]) != (h // scale, w // scale):
+        raise InputError(f"{lr_path} is {lr.shape[-1]}×{lr.shape[-2]}, expected {w // scale}×{h // scale}")
+    return hr, degradation.degrade(lr, scale, name)
 
 
 def model_list(models: Sequence[str]) -> list[str]:
@@ -256,13 +300,13 @@ def evaluate(models: Sequence[str], folders: Sequence[Path], settings: Settings,
                     name = hr_path.relative_to(dataset.hr_root).with_suffix("").as_posix()
                     for model in loaded:
                         bar.set_postfix_str(f"{dataset.name} ×{scale} {model.descriptor.name}")
-                        score, seconds = _score_one(model, hr, lr, scale, name, settings)
+                        score, seconds = score_image(model, hr, lr, scale, name, settings)
                         rows[(model.descriptor.name, dataset.name, scale)].add(score, seconds)
                         bar.update()
     return list(rows.values())
 
 
-def _score_one(
+def score_image(
     model: LoadedModel, hr: torch.Tensor, lr: torch.Tensor, scale: int, name: str, settings: Settings
 ) -> tuple[ImageScore, float]:
     """Render one LR with one model and score it against the HR: (ImageScore, seconds spent rendering)."""

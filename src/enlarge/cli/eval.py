@@ -34,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--metric", choices=METRICS, default="y",
         help="PSNR on Y with shave = scale (default), or on RGB with shave = scale + 6",
     )
-    parser.add_argument("--degrade", metavar="jpegQ", help="JPEG-compress the LR at quality Q before SR, e.g. jpeg75")
+    parser.add_argument(
+        "--degrade", metavar="SPEC",
+        help="make the LR as real photos are made: steps joined by +, a downscaling kernel (nearest or bilinear, "
+        "without antialiasing; area), noiseS (Gaussian, S levels), jpegQ (quality Q); e.g. jpeg75, noise5, "
+        "nearest+noise5+jpeg75",
+    )
     parser.add_argument("--json", type=Path, metavar="F", help="write every score, per image too, as JSON")
     parser.add_argument("--markdown", type=Path, metavar="F", help="write the summary table as Markdown")
     parser.add_argument("--plot", type=Path, metavar="F.png", help="plot PSNR against scale (needs matplotlib)")
