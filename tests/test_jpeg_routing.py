@@ -252,3 +252,16 @@ def test_serve_says_which_model_and_why(shipped: TwinRoute) -> None:
             assert response.headers["x-enlarge-model"] == expected
             choice = response.headers.get("x-enlarge-choice")
             assert choice is None if why is None else choice.startswith(why)
+
+
+def test_a_pil_image_opened_from_a_jpeg_keeps_its_quality(shipped: TwinRoute) -> None:
+    import enlarge
+    from enlarge.pil_interface import _from_pil
+
+    photo = opened(encoded(quality=LOW_QUALITY))
+    assert _from_pil(photo).jpeg_quality == LOW_QUALITY
+    assert _from_pil(photo.convert("RGB")).jpeg_quality is None  # a converted copy is no longer the JPEG
+    twin = Upscaler(shipped.twin.descriptor.name).upscale_image(decode_image_bytes(encoded(quality=LOW_QUALITY)),
+                                                               SizeRequest(scale=2).plan((SIDE, SIDE)))
+    routed = np.asarray(enlarge.upscale(photo, scale=2), dtype=np.float32) / 255
+    np.testing.assert_allclose(routed, twin.pixels, atol=1 / 255)

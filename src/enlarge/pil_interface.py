@@ -6,6 +6,7 @@ between PIL images and `DecodedImage` so a PIL image goes through the same reade
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 from enlarge.errors import InputError
 from enlarge.imageio.decoded import DecodedImage
 from enlarge.imageio.reading import decode_image_bytes, read_image
+from enlarge.jpegquality import jpeg_quality
 from enlarge.pixels import MAX_8_BIT
 from enlarge.sizing import DEFAULT_FIT, Size, SizeRequest
 from enlarge.upscaler import Upscaler
@@ -64,7 +66,9 @@ def _shared_upscaler(
 
 
 def _from_pil(image: Image.Image) -> DecodedImage:
-    """A PIL image → DecodedImage through an uncompressed TIFF in memory, so the file reader's mode rules apply."""
+    """A PIL image → DecodedImage through an uncompressed TIFF in memory, so the file reader's mode rules apply;
+    an image opened from a JPEG keeps its quality (which decides the default model's choice)."""
+    quality = jpeg_quality(image)
     image = image.convert(PIL_PRECONVERT[image.mode]) if image.mode in PIL_PRECONVERT else image
     buffer = io.BytesIO()
     extra = {key: image.info[key] for key in ("icc_profile", "exif") if image.info.get(key)}
@@ -72,7 +76,8 @@ def _from_pil(image: Image.Image) -> DecodedImage:
         image.save(buffer, format="TIFF", **extra)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot enlarge a PIL image of mode {image.mode} ({exc}); convert it to RGB first") from None
-    return decode_image_bytes(buffer.getvalue(), name=f"PIL image ({image.mode})")
+    decoded = decode_image_bytes(buffer.getvalue(), name=f"PIL image ({image.mode})")
+    return dataclasses.replace(decoded, jpeg_quality=quality)
 
 
 def _to_pil(image: DecodedImage) -> Image.Image:
