@@ -38,6 +38,17 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
     return (t.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
+def labelled_grid(rows: list[np.ndarray], columns: tuple[str, ...], cell: int) -> Image.Image:
+    """Rows of side-by-side 8-bit crops (each `cell` pixels wide) stacked, under a line naming the columns."""
+    grid = np.concatenate(rows, axis=0)
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + LABEL_HEIGHT), "white")
+    canvas.paste(Image.fromarray(grid), (0, LABEL_HEIGHT))
+    draw = ImageDraw.Draw(canvas)
+    for i, name in enumerate(columns):
+        draw.text((i * cell + 4, 2), name, fill="black")
+    return canvas
+
+
 def main() -> int:
     if not BENCHMARK.exists():
         print(f"benchmark data not found at {BENCHMARK}", file=sys.stderr)
@@ -50,12 +61,7 @@ def main() -> int:
         lr = make_lr(hr8, SCALE)[None].float() / LEVELS
         outs = [to_uint8(render(m, lr, (CROP, CROP))) for m in models]
         rows.append(np.concatenate(outs + [to_uint8(hr_t)], axis=1))
-    grid = np.concatenate(rows, axis=0)
-    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + LABEL_HEIGHT), "white")
-    canvas.paste(Image.fromarray(grid), (0, LABEL_HEIGHT))
-    draw = ImageDraw.Draw(canvas)
-    for i, name in enumerate(COLUMNS):
-        draw.text((i * CROP + 4, 2), name, fill="black")
+    canvas = labelled_grid(rows, COLUMNS, CROP)
     IMAGE.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(IMAGE)
     listing = ", ".join(f"{d}/{s}" for d, s, _, _ in CROPS)
