@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from safetensors.torch import save_file
 from conftest import descendants, survivors
 
 from enlarge.batch.runner import run_job
-from enlarge.batch.spec import load_job
+from enlarge.batch.spec import JobSpec, load_job
 from enlarge.batch.work import ITEM_DELAY_ENV
 from enlarge.batch.workspace import STATE_DIR
 from enlarge.cli.main import main
@@ -338,3 +339,22 @@ def test_an_item_over_its_time_limit_fails_and_the_job_resumes(tmp_path: Path, c
     code, report, _ = run_cli(capsys, job)  # without the limit, the failed items are done
     assert code == 0 and len(report["done"]) == len(inputs)
     assert outputs(tmp_path / "out") == reference(inputs, tmp_path / "ref")
+
+
+def _documented(value: object) -> str:
+    """A spec default as docs/batch.md's table writes it (false, none, 100, contain)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "none" if value is None else str(value).lower()
+
+
+def test_the_example_job_and_the_documented_defaults_agree_with_the_spec() -> None:
+    """examples/job.yaml validates, and each one-field row of docs/batch.md's table states the spec's default."""
+    example = load_job(REPO / "examples" / "job.yaml")
+    assert example.model.adaptive is False and example.model.name == "bicubic"
+    table = (REPO / "docs" / "batch.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)\.(\w+)` \| ([\w.]+) \|", table, flags=re.MULTILINE)
+    assert ("model", "adaptive", "false") in rows and len(rows) >= 8
+    for section, name, default in rows:
+        spec = JobSpec.model_fields[section].annotation
+        assert _documented(spec.model_fields[name].default) == default, f"{section}.{name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -234,3 +235,56 @@ def test_progress_bar_counts_tiles(capsys: pytest.CaptureFixture[str]) -> None:
             update(done, 4)
     with progress_bar("x.png", enabled=False) as update:
         assert update is None
+
+
+LIBRARY = Path(__file__).resolve().parents[1] / "src" / "enlarge"
+FLAG = re.compile(r"(^|[\s(`])--[a-z]")
+# Rewritten by another change of issue 19, which takes its "--route-fraction" out of its messages.
+FLAG_MESSAGES_PENDING = ("engine/adaptive",)
+
+
+def raised_texts(tree: ast.AST) -> list[str]:
+    """The text of every string (f-strings' literal parts included) inside each `raise` of a module."""
+    texts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            texts += [n.value for n in ast.walk(node.exc) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return texts
+
+
+def test_library_errors_never_name_a_flag() -> None:
+    """Messages name settings in words; only cli/ spells them as flags (errors.EnlargeError.setting)."""
+    offenders = []
+    for path in sorted(LIBRARY.rglob("*.py")):
+        relative = path.relative_to(LIBRARY).as_posix()
+        if relative.startswith(("cli/", *FLAG_MESSAGES_PENDING)):
+            continue
+        offenders += [f"{relative}: {text}" for text in raised_texts(ast.parse(path.read_text())) if FLAG.search(text)]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["serve", "--timeout", "0"], "error: the timeout (s) must be a positive number, got 0.0 (--timeout)"),
+        (["serve", "--max-upload-mb", "-1"],
+         "error: the upload limit (MB) must be a positive number, got -1.0 (--max-upload-mb)"),
+        (["eval", "--data", ".", "--scales", ","],
+         "error: no scale given: give comma-separated scales such as 2,3,4 (--scales)"),
+    ],
+)
+def test_the_cli_adds_the_flag_of_the_setting_an_error_names(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err == [line]
+
+
+def test_a_setting_spelt_otherwise_gets_the_command_s_own_flag() -> None:
+    from enlarge.cli.flags import with_flag
+    from enlarge.errors import ConfigError
+
+    error = ConfigError("finetune steps must be at least 1, got 0", setting="finetune_steps")
+    assert with_flag(error, {"finetune_steps": "--steps"}).endswith("(--steps)")
+    assert with_flag(ConfigError("x", setting="max_psnr_drop"), {}) == "x (--max-psnr-drop)"
+    assert with_flag(ConfigError("x"), {"x": "--y"}) == "x"

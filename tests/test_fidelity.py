@@ -6,13 +6,16 @@ neighbourhood of the input pixel under each output pixel's centre.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy.ndimage import maximum_filter, minimum_filter
 
-from enlarge.fidelity import faithful_alpha, local_range, neighbourhood
-from enlarge.imageio import DecodedImage
+from enlarge.fidelity import faithful_alpha, is_bilevel, keep_local_mean, local_range, neighbourhood
+from enlarge.imageio import DecodedImage, read_image
 from enlarge.models.registry import LoadedModel, build, describe
 from enlarge.sizing import SizeRequest
 from enlarge.upscaler import DEFAULT_MODEL, Upscaler
@@ -175,3 +178,38 @@ def test_local_range_matches_a_direct_loop() -> None:
             np.testing.assert_array_equal(hi[i, j], window.max(axis=(0, 1)))
     alpha = values[..., :1]
     assert np.all(faithful_alpha(alpha, np.full((12, 3, 1), 2.0, np.float32)) == hi[..., :1])
+
+
+DITHERED_GRAY = 117  # issue 19's case: a flat 46 % gray, Floyd–Steinberg dithered to 1 bit
+MAX_BILEVEL_DRIFT = 0.01  # bicubic's own drift on these images is 0.003-0.009; the model's was 0.045-0.06
+
+
+def dithered_pngs(folder: Path) -> list[Path]:
+    """Two 1-bit PNGs: a dithered flat gray and a dithered ramp (a checkerboard-like texture and a gradient)."""
+    flat = Image.fromarray(np.full((48, 64), DITHERED_GRAY, np.uint8))
+    ramp = Image.fromarray(np.tile(np.linspace(0, LEVELS, 64), (48, 1)).astype(np.uint8))
+    paths = [folder / "flat.png", folder / "ramp.png"]
+    for image, path in zip((flat, ramp), paths):
+        image.convert("1").save(path)
+    return paths
+
+
+@pytest.mark.parametrize("scale", (2.0, 3.0, 4.0))
+def test_a_1_bit_image_keeps_its_mean_brightness(upscaler: Upscaler, tmp_path: Path, scale: float) -> None:
+    for path in dithered_pngs(tmp_path):
+        decoded = read_image(path)
+        out = enlarge(upscaler, decoded.pixels, scale)
+        assert out.shape[-1] == 1
+        assert float(out.mean()) == pytest.approx(float(decoded.pixels.mean()), abs=MAX_BILEVEL_DRIFT)
+
+
+def test_keep_local_mean_matches_each_input_pixel_at_an_integer_scale() -> None:
+    """Back-projection onto a bilevel input: each input pixel's 2×2 footprint averages close to its value."""
+    rng = np.random.default_rng(1)
+    pixels = (rng.random((16, 16, 1)) < 0.5).astype(np.float32)
+    biased = np.clip(np.kron(pixels, np.ones((2, 2, 1), np.float32)) + 0.3, 0.0, 1.0)
+    out = keep_local_mean(pixels, biased)
+    before = np.abs(biased.reshape(16, 2, 16, 2, 1).mean(axis=(1, 3)) - pixels).max()
+    after = np.abs(out.reshape(16, 2, 16, 2, 1).mean(axis=(1, 3)) - pixels).max()
+    assert is_bilevel(pixels) and not is_bilevel(biased)
+    assert after < before / 10

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import io
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -20,7 +21,9 @@ import time
 import warnings
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -57,6 +60,7 @@ SLOW_INPUT = (1000, 1000)  # ×4 is 16 MP in many tiles: far longer than TIGHT_T
 SLOW_SCALE = 4
 WAIT_S = 30.0  # for a worker to start or a job to show up in /healthz
 POLL_S = 0.02
+SERVING = re.compile(r"Uvicorn running on (http://\S+:\d+)")
 TOKEN = "s3cret-token"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_LITE = {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]}
@@ -431,24 +435,54 @@ def test_a_request_right_after_a_timed_out_one_is_served() -> None:
         assert response.headers["x-enlarge-model"] == DEFAULT_MODEL
 
 
+def start_server(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """`enlarge serve --port 0 FLAGS` as a process, once its workers are up; returns it and its base URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "enlarge", "serve", "--port", "0", *flags],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    assert server.stderr is not None
+    for line in server.stderr:  # uvicorn names the address it bound once the application has started
+        found = SERVING.search(line)
+        if found:
+            threading.Thread(target=server.stderr.read, daemon=True).start()  # keep the pipe drained
+            return server, found.group(1)
+    server.wait(WAIT_S)
+    pytest.fail(f"enlarge serve exited with {server.returncode} before serving")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_a_killed_server() -> None:
     """kill -9 of `enlarge serve`: its forkserver, workers and resource tracker go too."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "enlarge", "serve", "--port", "0", "--workers", "2"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    server, _ = start_server("--workers", "2")
     try:
-        for line in server.stderr:  # uvicorn says so once the workers are up
-            if "Application startup complete" in line:
-                break
         children = descendants(server.pid)
         assert len(children) >= 3  # forkserver, two workers (and the resource tracker)
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(WAIT_S)
     assert survivors(children, ORPHAN_WAIT_S) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_real_server_serves_a_tiny_request_right_after_timed_out_ones(workers: int) -> None:
+    """Issue 19 against `enlarge serve --timeout 2` itself: a job per worker overruns the limit (each worker is
+    killed and replaced), and a tiny request sent at once is served: no deadline spills onto the next request."""
+    server, base = start_server("--workers", str(workers), "--timeout", str(ISSUE_TIMEOUT_S))
+    try:
+        with httpx.Client(base_url=base, timeout=WAIT_S) as http:
+            files, fields = slow_upload()
+            with ThreadPoolExecutor(workers) as threads:
+                slow = list(threads.map(lambda _: http.post("/v1/upscale", files=files, data=fields), range(workers)))
+            assert [response.status_code for response in slow] == [504] * workers
+            response = http.post("/v1/upscale", files=upload(image_bytes()), data={"scale": "2"})
+            assert response.status_code == 200, response.text
+            assert response.headers["x-enlarge-model"] == DEFAULT_MODEL
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(WAIT_S)
 
 
 def test_automatic_workers_fit_the_machine() -> None:

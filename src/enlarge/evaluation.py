@@ -198,7 +198,7 @@ def parse_scales(text: str) -> tuple[int, ...]:
     except ValueError:
         raise SizeError(f"scales must be comma-separated integers such as 2,3,4, got {text!r}") from None
     if not scales:
-        raise SizeError("no scale given: use e.g. --scales 2,3,4")
+        raise SizeError("no scale given: give comma-separated scales such as 2,3,4", setting="scales")
     return scales
 
 
@@ -420,5 +420,5 @@ def _new_figure(**kwargs: Any) -> Figure:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise OutputError("--plot needs matplotlib: pip install 'enlarge[plot]'") from None
+        raise OutputError("a plot needs matplotlib: pip install 'enlarge[plot]'", setting="plot") from None
     return Figure(**kwargs)

@@ -1,4 +1,4 @@
-"""Pixel arrays around the model: Lanczos resampling, gray ↔ RGB, and padding onto a canvas.
+"""Pixel arrays around the model: resampling (Lanczos, box), gray ↔ RGB, and padding onto a canvas.
 
 Arrays are H×W×C float32 in [0, 1]; sizes are (width, height) as in `sizing`.
 """
@@ -18,11 +18,14 @@ Color = tuple[int, int, int]
 
 
 def lanczos(pixels: np.ndarray, size: Size) -> np.ndarray:
-    """Antialiased Lanczos resize of an H×W×C float array to `size` (width, height), one float plane at a time."""
+    """Antialiased Lanczos resize of an H×W×C float array to `size` (width, height)."""
+    return resample(pixels, size, Image.Resampling.LANCZOS)
+
+
+def resample(pixels: np.ndarray, size: Size, method: Image.Resampling) -> np.ndarray:
+    """Resize an H×W×C float array to `size` (width, height) with Pillow's `method`, one float plane at a time."""
     planes = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c], dtype=np.float32)).resize(
-            size, Image.Resampling.LANCZOS
-        ))
+        np.asarray(Image.fromarray(np.ascontiguousarray(pixels[..., c], dtype=np.float32)).resize(size, method))
         for c in range(pixels.shape[-1])
     ]
     return np.stack(planes, axis=-1)

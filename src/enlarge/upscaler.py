@@ -9,7 +9,7 @@ out. What it does around the model:
   **same model** (replicated to RGB, averaged back): dividing a sharpened colour by a softer alpha would leave a
   dark rim just outside every edge. `fidelity.py` then keeps alpha inside its local input range (no ringing) and
   the colour of faint pixels inside that of their visible neighbours. A constant alpha (an opaque RGBA file)
-  skips all of it;
+  skips all of it; a bilevel image (1-bit, black and white only) keeps its local brightness (`keep_local_mean`);
 - **shrinking**: the model only ever enlarges; an axis that shrinks is resampled with Pillow's antialiased
   Lanczos filter (after the model, for a stretch that enlarges one axis and shrinks the other);
 - output clamped to [0, 1]; bit depth, ICC profile and EXIF carried to the result.
@@ -32,7 +32,7 @@ from enlarge.engine.precision import BF16, resolve_precision
 from enlarge.engine.render import PRECISIONS, Progress, render
 from enlarge.engine.tiling import check_tile
 from enlarge.errors import EnlargeError, InputError, SizeError
-from enlarge.fidelity import unpremultiply
+from enlarge.fidelity import is_bilevel, keep_local_mean, unpremultiply
 from enlarge.imageio.decoded import DecodedImage
 from enlarge.imageio.reading import DEFAULT_MAX_INPUT_PIXELS, read_image
 from enlarge.imageio.writing import encode_image_bytes, write_image
@@ -308,7 +308,8 @@ class Upscaler:
             to_rgb(colour_in), size, _pass_progress(progress, 0, passes), model, report, clamp=not premultiply
         )
         if alpha is None:
-            channels = [out]
+            grows = size[0] >= colour.shape[1] and size[1] >= colour.shape[0]
+            channels = [keep_local_mean(to_rgb(colour), out) if grows and is_bilevel(colour) else out]
         elif constant_alpha:
             channels = [out, np.full((size[1], size[0], 1), alpha.flat[0], dtype=np.float32)]
         else:

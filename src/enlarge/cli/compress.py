@@ -23,6 +23,9 @@ from enlarge.models import load_model
 
 DEFAULT_REPORT_SCALES = "2,3,4"
 
+# The library's setting names (EnlargeError.setting) that this command spells otherwise than `--name-with-dashes`.
+FLAGS = {"finetune_steps": "--steps"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `compress` command."""

@@ -1,4 +1,5 @@
-"""The `enlarge` command: parses arguments, hands them to a command module, turns typed errors into one line."""
+"""The `enlarge` command: parses arguments, hands them to a command module, turns typed errors into one line
+(with the command's flag for the setting an error names: cli/flags.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from enlarge import __version__, threads
+from enlarge.cli.flags import with_flag
 from enlarge.errors import EnlargeError
 
 
@@ -62,15 +64,23 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return argv[0] if argv and argv[0] in COMMANDS else None
 
 
+def command_flags(command: str | None) -> dict[str, str]:
+    """The command module's `FLAGS` (settings it spells otherwise than `--name-with-dashes`); none by default."""
+    if command is None:
+        return {}
+    return dict(getattr(importlib.import_module(f"enlarge.cli.{COMMANDS[command].module}"), "FLAGS", {}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     threads.prepare()  # before any command imports torch: OpenMP reads how to wait when it loads
-    args = build_parser(chosen_command(argv)).parse_args(argv)
+    command = chosen_command(argv)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except EnlargeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {with_flag(exc, command_flags(command))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

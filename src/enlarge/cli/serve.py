@@ -29,6 +29,9 @@ LOCAL_NAMES = frozenset({"localhost"})
 MAX_PORT = 65_535
 SERVE_PACKAGES = frozenset({"fastapi", "uvicorn", "starlette", "multipart", "python_multipart"})
 
+# The library's setting names (EnlargeError.setting) that this command spells otherwise than `--name-with-dashes`.
+FLAGS = {"timeout_s": "--timeout"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `serve` command to the `enlarge` parser."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from enlarge.cli.flags import with_flag
 from enlarge.errors import EnlargeError
 from enlarge.imageio import parse_color
 from enlarge.paths import output_clashes, plan_outputs
@@ -34,26 +35,8 @@ from enlarge.upscaler import BACKENDS, PRECISIONS, TORCH_BACKEND, Progress, Resu
 
 EXIT_SOME_FAILED = 2  # as main's user-error status: at least one input could not be enlarged
 PROGRESS_DELAY_S = 1.0  # the bar appears only for work that takes longer than this
-# The library's setting names (EnlargeError.setting) → this command's flags, added to its messages.
-FLAGS = {
-    "scale": "--scale",
-    "size": "--size",
-    "width": "--width",
-    "height": "--height",
-    "fit": "--fit",
-    "output": "-o",
-    "overwrite": "--overwrite",
-    "background": "--background",
-    "max_input_mp": "--max-input-mp",
-    "max_output_mp": "--max-output-mp",
-    "model": "--model",
-    "time_budget": "--time-budget",
-    "adaptive": "--adaptive",
-    "threads": "--threads",
-    "tile": "--tile",
-    "precision": "--precision",
-    "backend": "--backend",
-}
+# The library's setting names (EnlargeError.setting) that this command spells otherwise than `--name-with-dashes`.
+FLAGS = {"output": "-o"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -178,10 +161,7 @@ def run(args: argparse.Namespace) -> int:
 def describe(exc: EnlargeError, source: Path | None = None) -> str:
     """The error's one line, with this command's flag for the setting it names, and the input file unless the
     message already names it."""
-    message = str(exc)
-    flag = FLAGS.get(exc.setting or "")
-    if flag is not None:
-        message = f"{message} ({flag})"
+    message = with_flag(exc, FLAGS)
     if source is not None and str(source) not in message:
         message = f"{source}: {message}"
     return message

@@ -50,7 +50,7 @@ class Outputs:
             if not Path(folder).is_dir():
                 raise InputError(f"benchmark folder {folder} does not exist")
         if self.time_repeats < 1:
-            raise ConfigError(f"--time-repeats must be at least 1, got {self.time_repeats}")
+            raise ConfigError(f"time repeats must be at least 1, got {self.time_repeats}", setting="time_repeats")
 
 
 def finalize(run: Compressor, outputs: Outputs) -> ExportResult:

@@ -78,14 +78,16 @@ class CompressSettings:
     remove: int | None = None
 
     def __post_init__(self) -> None:
-        if self.finetune_steps < 1 or self.calibration_batches < 1:
-            raise ConfigError("--steps and --calibration-batches must be at least 1")
+        for setting, count in (("finetune_steps", self.finetune_steps), ("calibration_batches", self.calibration_batches)):
+            if count < 1:
+                raise ConfigError(f"{setting.replace('_', ' ')} must be at least 1, got {count}", setting=setting)
         if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if not self.distill >= 0 or not self.max_psnr_drop >= 0:
-            raise ConfigError("--distill and --max-psnr-drop must be zero or positive")
+            raise ConfigError(f"the learning rate must be positive, got {self.lr}", setting="lr")
+        for setting, value in (("distill", self.distill), ("max_psnr_drop", self.max_psnr_drop)):
+            if not value >= 0:
+                raise ConfigError(f"{setting.replace('_', ' ')} must be zero or positive, got {value}", setting=setting)
         if self.remove is not None and self.remove < 0:
-            raise ConfigError(f"--remove must be zero or positive, got {self.remove}")
+            raise ConfigError(f"the number to remove must be zero or positive, got {self.remove}", setting="remove")
 
 
 @dataclass
@@ -135,7 +137,9 @@ def start(
         if state.get("format") != STATE_FORMAT:
             raise ConfigError(f"{run_dir / STATE} is not an enlarge compression state")
     elif (run_dir / STATE).exists():
-        raise ConfigError(f"{run_dir} already holds a compression run; pass --resume to continue it, or a new --name")
+        raise ConfigError(
+            f"{run_dir} already holds a compression run; resume it to continue, or give a new run name", setting="resume"
+        )
     return Compressor(teacher_source, teacher, config, settings, name, run_dir, state)
 
 
@@ -161,7 +165,7 @@ class Compressor:
         if state is not None and state["identity"] != self.identity:
             changed = sorted(k for k in self.identity if state["identity"].get(k) != self.identity[k])
             raise ConfigError(f"the run was started with other settings ({', '.join(changed)} differ); only "
-                              "--max-psnr-drop, --remove and the config's runtime fields may change on resume")
+                              "the allowed PSNR drop, the number to remove and the config's runtime fields may change on resume")
         self.precision = state["precision"] if state is not None else resolve_precision(config.precision)
         torch.set_num_threads(resolve_threads(config.threads))
         self.sampling = Sampling.from_config(config)
@@ -199,7 +203,7 @@ class Compressor:
             return self.state["final"]
         removed = self.state["removed"]
         if self.settings.remove is not None and removed >= self.settings.remove:
-            return f"{removed} activations removed (--remove {self.settings.remove})"
+            return f"{removed} activations removed (as many as asked: {self.settings.remove})"
         return f"{removed} activations removed, none left to remove"
 
     def accepted(self) -> Network:

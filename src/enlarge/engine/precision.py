@@ -82,7 +82,8 @@ def resolve_precision(requested: str | None, default: str, device: torch.device 
             raise EnlargeError(f"unknown precision {requested!r}; use one of {', '.join(PRECISIONS)}")
         if requested == BF16 and not bf16_supported(device_type):
             raise EnlargeError(
-                f"this {device_type} has no native bf16 support (needs AVX512-BF16 or AMX on a CPU); use --precision fp32"
+                f"this {device_type} has no native bf16 support (needs AVX512-BF16 or AMX on a CPU); use fp32 precision",
+                setting="precision",
             )
         return requested
     if default not in PRECISIONS:

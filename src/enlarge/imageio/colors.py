@@ -11,7 +11,7 @@ __all__ = ["parse_color"]
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
-    """Parse a --background colour: a name ("white"), hex ("#ffffff", "#fff") or "R,G,B" with 0-255 values."""
+    """Parse a background colour: a name ("white"), hex ("#ffffff", "#fff") or "R,G,B" with 0-255 values."""
     problem = f"invalid colour {text!r}: use a name like white, a hex value like #ffffff, or R,G,B from 0 to 255"
     parts = text.split(",")
     if len(parts) == RGB_CHANNELS:

@@ -36,19 +36,19 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.workers < 0:
-            raise ConfigError(f"--workers must be 0 (automatic) or more, got {self.workers}")
+            raise ConfigError(f"workers must be 0 (automatic) or more, got {self.workers}", setting="workers")
         if self.queue < 0:
-            raise ConfigError(f"--queue must be 0 or more, got {self.queue}")
+            raise ConfigError(f"the queue must be 0 or more, got {self.queue}", setting="queue")
         if self.token is not None and not self.token.strip():
-            raise ConfigError("--token is empty; give a non-empty token or leave it out")
-        for flag, value in (
-            ("--max-upload-mb", self.max_upload_mb),
-            ("--max-input-mp", self.max_input_mp),
-            ("--max-output-mp", self.max_output_mp),
-            ("--timeout", self.timeout_s),
+            raise ConfigError("the token is empty; give a non-empty token or leave it out", setting="token")
+        for setting, what, value in (
+            ("max_upload_mb", "the upload limit (MB)", self.max_upload_mb),
+            ("max_input_mp", "the input limit (MP)", self.max_input_mp),
+            ("max_output_mp", "the output limit (MP)", self.max_output_mp),
+            ("timeout_s", "the timeout (s)", self.timeout_s),
         ):
             if not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{flag} must be a positive number, got {value}")
+                raise ConfigError(f"{what} must be a positive number, got {value}", setting=setting)
         if self.workers == AUTO_WORKERS:
             per_worker = worker_bytes(int(self.max_output_mp * PIXELS_PER_MP))
             object.__setattr__(self, "workers", workers_that_fit(THREADS_PER_AUTO_WORKER, per_worker))

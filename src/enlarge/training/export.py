@@ -66,14 +66,16 @@ def default_weights_dir() -> Path:
 def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str = "best") -> ExportResult:
     """Write `NAME.safetensors` + `NAME.json` from the `which` (best/last) weights of the run in `run_dir`."""
     if which not in WHICH:
-        raise ConfigError(f"--which must be one of {', '.join(WHICH)}, not {which!r}")
+        raise ConfigError(f"the weights to export must be one of {', '.join(WHICH)}, not {which!r}", setting="which")
     run_dir = Path(run_dir)
     checkpoint = load_checkpoint(run_dir / LAST)
     config = config_from_dict(checkpoint.config, source=str(run_dir / LAST))
     state = checkpoint.model
     if which == "best":
         if not (run_dir / BEST).exists():
-            raise ConfigError(f"{run_dir} has no {BEST} (no validation ran yet); export with --which last")
+            raise ConfigError(
+                f"{run_dir} has no {BEST} (no validation ran yet); export the last weights instead", setting="which"
+            )
         state = load_state(run_dir / BEST)
     arch, model_config = config.model.resolved()
     module = build(arch, model_config)

@@ -95,12 +95,12 @@ def train_from_file(
     if data_root is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_root=str(data_root)))
     if resume and resume_from is not None:
-        raise ConfigError("give either --resume or --resume-from, not both")
+        raise ConfigError("resume either the run or from a checkpoint file, not both", setting="resume_from")
     name = name or Path(config_path).stem
     run_dir = config.run_path(name)
     source = run_dir / LAST if resume else resume_from
     if source is None and (run_dir / LAST).exists():
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or a new --name")
+        raise ConfigError(f"{run_dir} already holds a run; resume it to continue, or give a new run name", setting="resume")
     checkpoint = load_checkpoint(source) if source is not None else None
     return train(config, name, run_dir, checkpoint, device=resolve_training_device(device), max_minutes=max_minutes)
 
@@ -145,7 +145,7 @@ def train(
             _say(f"warning: the checkpoint ran on {checkpoint.threads} threads, now {threads}: "
                  "the result will not be bit-identical to an uninterrupted run")
         if start >= config.steps:
-            _say(f"{name}: already at step {start} of {config.steps}; raise --steps to train further")
+            _say(f"{name}: already at step {start} of {config.steps}; raise the steps to train further")
             return TrainResult(name, run_dir, start, config.steps, None, checkpoint.best_psnr, checkpoint.best_step)
 
     torch.manual_seed(config.seed)
