@@ -183,15 +183,19 @@ def _loaded_little(name: str) -> LoadedModel:
     return create(name)
 
 
+def uncalibrated(name: str) -> ModelError:
+    """The error for a threshold route (given or default) on a model whose card holds no routing calibration."""
+    label = name if name == "this model" else f"model {name!r}"
+    return ModelError(f"{label} has no adaptive calibration in its card: calibrate it (enlarge calibrate-adaptive) "
+                      "or give a route fraction", setting="route_fraction")
+
+
 def check_routable(model: LoadedModel, routing: Routing) -> None:
     """Fail fast, before any image, if `model` cannot be rendered adaptively as `routing` asks: no little path,
     or a threshold (given or default) without a calibration to apply it to."""
     little_model(model)
     if routing.route_fraction is None and RoutingCalibration.of(model.descriptor) is None:
-        raise ModelError(
-            f"model {model.descriptor.name!r} has no adaptive calibration in its card: run "
-            "`enlarge calibrate-adaptive --model NAME`, or give a route fraction (--route-fraction)"
-        )
+        raise uncalibrated(model.descriptor.name)
 
 
 def block_scores(lr: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
@@ -232,10 +236,7 @@ def route_blocks(
         routed[order[:count]] = True
         return routed.view(scores.shape)
     if calibration is None:
-        raise ModelError(
-            "this model has no adaptive calibration in its card: run `enlarge calibrate-adaptive --model NAME`, "
-            "or give a route fraction (--route-fraction)"
-        )
+        raise uncalibrated("this model")
     threshold = routing.threshold if routing.threshold is not None else calibration.threshold(scale)
     return calibration.expected_gain(scores.double(), scale) > threshold
 
