@@ -183,10 +183,10 @@ def _loaded_little(name: str) -> LoadedModel:
     return create(name)
 
 
-def uncalibrated(name: str) -> ModelError:
-    """The error for a threshold route (given or default) on a model whose card holds no routing calibration."""
-    label = name if name == "this model" else f"model {name!r}"
-    return ModelError(f"{label} has no adaptive calibration in its card: calibrate it (enlarge calibrate-adaptive) "
+def uncalibrated(which: str) -> ModelError:
+    """The error for a threshold route (given or default) on `which` model ("model 'x'", "this model"), whose card
+    holds no routing calibration."""
+    return ModelError(f"{which} has no adaptive calibration in its card: calibrate it (enlarge calibrate-adaptive) "
                       "or give a route fraction", setting="route_fraction")
 
 
@@ -195,7 +195,7 @@ def check_routable(model: LoadedModel, routing: Routing) -> None:
     or a threshold (given or default) without a calibration to apply it to."""
     little_model(model)
     if routing.route_fraction is None and RoutingCalibration.of(model.descriptor) is None:
-        raise uncalibrated(model.descriptor.name)
+        raise uncalibrated(f"model {model.descriptor.name!r}")
 
 
 def block_scores(lr: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
