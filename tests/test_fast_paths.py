@@ -19,6 +19,8 @@ from enlarge.coords import axis_coords
 from enlarge.engine import render
 from enlarge.engine.query import Frame, query_grid
 from enlarge.models import build, load_model
+from enlarge.models.folded import affine_layers, fold
+from enlarge.models.mlp import MLP
 from enlarge.models.phases import axis_phases
 from enlarge.models.registry import LoadedModel, describe
 
@@ -240,3 +242,39 @@ def test_axis_phases_recognises_small_periods_only(n_lr: int, n_out: int, period
         lo_pos = (plan.lo + 0.5) * n_lr / n_out
         assert lo_pos >= 0.5 and (plan.lo == 0 or (plan.lo - 0.5) * n_lr / n_out < 0.5)
         assert sum(ph.count for ph in plan.phases) == plan.hi - plan.lo
+
+
+def test_phase_dense_path_keeps_a_head_it_cannot_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head with an activation other than ReLU runs as it is, still exact."""
+    model = tiny("lite").module
+    model.head[0] = nn.GELU()
+    calls = spy_phases(monkeypatch)
+    fast, slow = grid_and_points(model, torch.rand(1, 3, *DENSE_LR_HW), (52, 44))
+    assert calls and affine_layers(model.head) is None
+    assert (fast - slow).abs().max() <= EXACT
+
+
+def blended_reference(head: nn.Module, x: torch.Tensor, offset: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+    """Σₙ blendₙ·head(xₙ + offsetₙ), the straightforward way, in float32."""
+    return sum(b * head((xn + o).clone()).float() for xn, o, b in zip(x, offset, blend))
+
+
+def test_folded_head_equals_the_head_it_folds() -> None:
+    """Offsets and blend folded into a deeper head's parameters: exact in fp32, and in bf16 no further from fp32
+    than the straightforward head run in bf16 (a bias holding W·offset is large; what bf16 cannot hold of it is
+    carried on)."""
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.ReLU(), *MLP(12, 3, [10, 6]).layers).eval()
+    x, offset, blend = torch.randn(4, 500, 12), 2 * torch.randn(4, 12), torch.rand(4)
+    with torch.inference_mode():
+        exact = blended_reference(head, x, offset, blend)
+        layers = affine_layers(head)
+        folded = fold(layers, offset, blend, torch.float32)
+        assert (folded(torch.maximum(x, folded.entry.unsqueeze(1))) - exact).abs().max() <= EXACT
+        x16, offset16 = x.bfloat16(), offset.bfloat16()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            plain = blended_reference(head, x16, offset16, blend)
+            folded16 = fold(layers, offset16.float(), blend, torch.bfloat16)
+            fast = folded16(torch.maximum(x16, folded16.entry.unsqueeze(1)))
+    reference = blended_reference(head, x16.float(), offset16.float(), blend)
+    assert (fast - reference).pow(2).mean() <= (plain - reference).pow(2).mean()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from enlarge.models.folded import FoldedHead, affine_layers, fold
 from enlarge.models.phases import AxisPhases, axis_phases
 
 # The official code nudges queries off cell borders by this much and clamps inside (-1, 1) by the same margin.
@@ -144,7 +145,8 @@ class SplitLayer:
 
     The first layer's pre-activation for a neighbour is its feature part at the LR cell plus
     `ry·row_weight + rx·col_weight + constant`; `head` maps N×C pre-activations to N×`channels` (the first layer's
-    activation included; it may work in place).
+    activation included; it may work in place). A head that is a module of only ReLUs and Linears
+    (`folded.affine_layers`) is not called on the phase-dense path: its parameters take the geometry and the blend.
     """
 
     row_weight: torch.Tensor
@@ -261,8 +263,9 @@ def decode_phases(
     """The regular block of a periodic grid into `out` (1×channels×H×W), phase by phase: for each row phase ×
     column phase the four neighbours' inputs are strided slices of the h×w×C `table` plus one geometry vector
     each, so the head runs as dense matrix products; their blend weights are constants, and the result lands in
-    every period-th output pixel (a pixel-shuffle-like interleave). Bands of phase rows keep about `chunk`
-    pre-activations (all four neighbours together) in flight."""
+    every period-th output pixel (a pixel-shuffle-like interleave). A head of ReLUs and Linears takes both the
+    geometry and the blend into its parameters (`folded.fold`), once per phase pair. Bands of phase rows keep
+    about `chunk` pre-activations (all four neighbours together) in flight."""
     row_terms = torch.stack([torch.stack([ry * layer.row_weight + layer.constant for ry in ph.offsets])
                              for ph in along_y.phases])  # Py×2×C
     col_terms = torch.stack([torch.stack([rx * layer.col_weight for rx in ph.offsets]) for ph in along_x.phases])
@@ -271,6 +274,11 @@ def decode_phases(
     abs_y = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_y.phases]).unbind(-1)
     abs_x = row_terms.new_tensor([[abs(v) for v in ph.offsets] for ph in along_x.phases]).unbind(-1)
     blend = torch.stack(grid_weights(list(abs_y), list(abs_x)), dim=-1)  # Py×Px×4, SHIFTS order
+    # per phase pair, the four neighbours' geometry vectors in SHIFTS order
+    offsets = torch.stack([geometry[:, vy, :, vx] for vy, vx in SHIFT_INDICES], dim=2)  # Py×Px×4×C
+    layers = affine_layers(layer.head)
+    folded = None if layers is None else [[fold(layers, offsets[r, c].float(), blend[r, c], table.dtype)
+                                           for c in range(len(along_x.phases))] for r in range(len(along_y.phases))]
     width = max(ph.count for ph in along_x.phases)
     band_rows = max(1, chunk // (len(SHIFTS) * width))
     sy, sx = along_y.step, along_x.step
@@ -280,14 +288,31 @@ def decode_phases(
             if rows <= 0:
                 continue
             for c, px in enumerate(along_x.phases):
+                head = None if folded is None else folded[r][c]
                 pre = table.new_empty(len(SHIFTS), rows, px.count, table.shape[-1])
                 for n, (vy, vx) in enumerate(SHIFT_INDICES):
                     y0, x0 = py.cells[vy] + k0 * sy, px.cells[vx]
                     window = table[y0 : y0 + (rows - 1) * sy + 1 : sy, x0 : x0 + (px.count - 1) * sx + 1 : sx]
-                    torch.add(window, geometry[r, vy, c, vx], out=pre[n])
-                pred = layer.head(pre.view(-1, pre.shape[-1])).view(len(SHIFTS), -1).float()
-                mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0).view(rows, px.count, -1)
+                    head_input(window, offsets[r, c], n, head, pre[n])
+                if head is None:
+                    pred = layer.head(pre.view(-1, pre.shape[-1])).view(len(SHIFTS), -1).float()
+                    mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0)
+                else:
+                    mixed = head(pre.view(len(SHIFTS), -1, pre.shape[-1]))
                 start = py.start + k0 * along_y.period
                 target = out[0, :, start : start + (rows - 1) * along_y.period + 1 : along_y.period,
                              px.start : px.start + (px.count - 1) * along_x.period + 1 : along_x.period]
-                target.copy_(mixed.permute(2, 0, 1))
+                target.copy_(mixed.view(rows, px.count, -1).permute(2, 0, 1))
+
+
+def head_input(
+    window: torch.Tensor, geometry: torch.Tensor, n: int, head: FoldedHead | None, pre: torch.Tensor
+) -> None:
+    """Neighbour `n`'s head input into `pre`: its feature `window` plus its row of `geometry`, or what a folded
+    `head` takes instead (its leading ReLU applied, the geometry left to its parameters)."""
+    if head is None:
+        torch.add(window, geometry[n], out=pre)
+    elif head.entry is None:
+        pre.copy_(window)
+    else:
+        torch.maximum(window, head.entry[n], out=pre)

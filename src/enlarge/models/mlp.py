@@ -23,3 +23,13 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+def flat_layers(module: nn.Module) -> list[nn.Module]:
+    """The layers `module` runs, in order, with nested `nn.Sequential`s and `MLP`s opened (each is exactly its
+    layers run in turn), so a decoder can see a head's structure whichever way a model nests it."""
+    if isinstance(module, MLP):
+        return flat_layers(module.layers)
+    if isinstance(module, nn.Sequential):
+        return [layer for child in module for layer in flat_layers(child)]
+    return [module]

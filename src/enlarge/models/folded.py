@@ -1,0 +1,102 @@
+"""A decoder head with a per-neighbour input offset and the ensemble's blend folded into its parameters.
+
+The phase-dense decoder feeds each of the four neighbours a feature window plus one constant geometry vector g,
+and blends the four outputs with constant weights. For a head made only of ReLUs and Linears, neither needs a
+pass of its own over the wide pre-activations: relu(x + g) = max(x, −g) + g, so a ReLU becomes one `maximum`
+and carries g on; a Linear takes W·g into a per-neighbour bias; and the last Linear takes the blend weights into
+its own weights, so the neighbours' outputs sum inside one batched product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from enlarge.models.mlp import flat_layers
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A ReLU on inputs that are short of their true value by a per-neighbour offset o: x ← max(x, −o)."""
+
+    value: torch.Tensor  # neighbours×1×C: −o in the compute precision
+
+
+@dataclass(frozen=True)
+class Affine:
+    """A Linear whose inputs are short of their true value: x ← x·W + (b + W·o), per neighbour."""
+
+    weight: torch.Tensor  # neighbours×in×out (Wᵀ, repeated)
+    bias: torch.Tensor  # neighbours×1×out
+
+
+@dataclass(frozen=True)
+class FoldedHead:
+    """`fold`'s result for one set of neighbour offsets and blend weights.
+
+    `entry`: the floor of the head's leading ReLU (neighbours×C), applied as the caller gathers the inputs (None:
+    the head starts otherwise and the inputs are taken as they are); `steps`: the rest but the last Linear;
+    `weight` (neighbours×in×out) and `constant` (out, float32): the last Linear with the blend folded in.
+    """
+
+    entry: torch.Tensor | None
+    steps: tuple[Floor | Affine, ...]
+    weight: torch.Tensor
+    constant: torch.Tensor
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Σₙ blendₙ·head(xₙ + offsetₙ) → N×out float32, from `x` (neighbours×N×C, `entry` applied; it is
+        overwritten)."""
+        for step in self.steps:
+            if isinstance(step, Floor):
+                torch.maximum(x, step.value, out=x)
+            else:
+                x = torch.baddbmm(step.bias, x, step.weight)
+        return torch.bmm(x, self.weight).sum(0, dtype=torch.float32).add_(self.constant)
+
+
+def affine_layers(head: Callable[[torch.Tensor], torch.Tensor]) -> list[nn.Module] | None:
+    """`head`'s layers when it is a module that runs only ReLUs, identities (a linearized ReLU) and Linears, ending
+    in a Linear, else None: the heads `fold` takes."""
+    if not isinstance(head, nn.Module):
+        return None
+    layers = [m for m in flat_layers(head) if not isinstance(m, nn.Identity)]
+    if not layers or not isinstance(layers[-1], nn.Linear):
+        return None
+    return layers if all(isinstance(m, nn.ReLU | nn.Linear) for m in layers) else None
+
+
+def folded_bias(layer: nn.Linear, offset: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`layer`'s bias for inputs short of `offset` (neighbours×in): b + W·offset in float32, with W as a product
+    in `dtype` sees it, so the offset cancels exactly where a ReLU was off (an elementwise product, which autocast
+    leaves alone: the matrices are tiny)."""
+    return (offset.unsqueeze(-2) * layer.weight.to(dtype).float()).sum(-1) + layer.bias
+
+
+def fold(layers: list[nn.Module], offset: torch.Tensor, blend: torch.Tensor, dtype: torch.dtype) -> FoldedHead:
+    """The `affine_layers` head for inputs short of `offset` (neighbours×C, float32), blended by `blend`
+    (neighbours), computing in `dtype`.
+
+    Each bias is rounded to `dtype` and what it cannot hold stays in the offset carried on, so reduced precision
+    loses no more than the straightforward head does (a bias of b + W·g is ten times larger than b alone).
+    """
+    entry = None
+    if isinstance(layers[0], nn.ReLU):
+        entry, layers = offset.neg().to(dtype), layers[1:]
+    *body, last = layers
+    steps: list[Floor | Affine] = []
+    for layer in body:
+        if isinstance(layer, nn.ReLU):
+            steps.append(Floor(offset.neg().to(dtype).unsqueeze(1)))
+        else:
+            bias = folded_bias(layer, offset, dtype)
+            rounded = bias.to(dtype)
+            weight = layer.weight.t().to(dtype).expand(len(offset), -1, -1).contiguous()
+            steps.append(Affine(weight, rounded.unsqueeze(1)))
+            offset = bias - rounded.float()
+    weight = (blend.view(-1, 1, 1) * last.weight.t()).to(dtype)
+    constant = (blend.unsqueeze(-1) * folded_bias(last, offset, dtype)).sum(0)
+    return FoldedHead(entry, tuple(steps), weight, constant)
