@@ -248,6 +248,27 @@ def test_a_tiff_with_a_damaged_tag_is_corrupt_and_tifffile_stays_quiet(
     assert [record.getMessage() for record in caplog.records if record.name.startswith("tifffile")] == []
 
 
+SAMPLES_PER_PIXEL_TAG = 277
+TOO_MANY_SAMPLES = 1028  # above Pillow's MAX_SAMPLESPERPIXEL: it logs an error, then refuses the file
+
+
+def test_pillow_logging_about_a_damaged_tiff_stays_off_stderr(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 19 (fuzzing): a TIFF claiming 1028 samples per pixel made Pillow log "More samples per pixel than can
+    be decoded" onto stderr (Python's last-resort handler) above our one line."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 12), "red").save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * entry
+        if struct.unpack_from("<H", data, at)[0] == SAMPLES_PER_PIXEL_TAG:
+            struct.pack_into("<HHIHH", data, at, SAMPLES_PER_PIXEL_TAG, 3, 1, TOO_MANY_SAMPLES, 0)
+    (tmp_path / "many.tif").write_bytes(bytes(data))
+    with caplog.at_level(logging.DEBUG), pytest.raises(InputError, match="many.tif"):
+        read_image(tmp_path / "many.tif")
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
 def test_16bit_cmyk_tiff_is_refused_with_a_way_out(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "c.tif", random_u16(4), photometric="separated", metadata=None)
     with pytest.raises(InputError, match="is a 16-bit CMYK TIFF, which is not supported; convert it"):

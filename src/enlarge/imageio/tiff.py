@@ -9,10 +9,6 @@ gets them as notes.
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import BinaryIO
 
 import numpy as np
@@ -20,39 +16,12 @@ import tifffile
 from PIL import Image
 
 from enlarge.errors import InputError
-from enlarge.imageio.messages import add_note, corrupt_message
+from enlarge.imageio.messages import add_note, corrupt_message, decoder_logs
 from enlarge.imageio.samples import RGB_CHANNELS, to_unit_float
 
 _TIFF_WIDTH_TAG, _TIFF_LENGTH_TAG, _TIFF_BITS_PER_SAMPLE_TAG = 256, 257, 258
 _TIFF_TIFFFILE_COMPRESSION = "zlib"  # needs no imagecodecs
-_TIFFFILE_LOG = logging.getLogger("tifffile")
-_TIFFFILE_LOG_LOCK = threading.Lock()  # the logger is process-wide: one parse at a time changes it
-
-
-class _Collector(logging.Handler):
-    """Keeps the messages of the records it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@contextmanager
-def _tifffile_complaints() -> Iterator[list[str]]:
-    """Run tifffile with what it logs collected into the yielded list, never printed (nor passed to the root)."""
-    collector = _Collector()
-    with _TIFFFILE_LOG_LOCK:
-        propagate = _TIFFFILE_LOG.propagate
-        _TIFFFILE_LOG.addHandler(collector)
-        _TIFFFILE_LOG.propagate = False
-        try:
-            yield collector.messages
-        finally:
-            _TIFFFILE_LOG.removeHandler(collector)
-            _TIFFFILE_LOG.propagate = propagate
+_TIFFFILE_LOGGER = "tifffile"
 
 
 def stored_tiff_size(im: Image.Image) -> tuple[int, int]:
@@ -69,7 +38,7 @@ def tiff_bits_per_sample(im: Image.Image) -> int:
 def refuse_valid_tiff(stream: BinaryIO, name: str) -> None:
     """A TIFF that Pillow cannot open but tifffile can parse is valid, only of a kind we do not read: say so."""
     stream.seek(0)
-    with _tifffile_complaints() as complaints:
+    with decoder_logs(_TIFFFILE_LOGGER) as complaints:
         try:
             with tifffile.TiffFile(stream) as tif:
                 page = tif.pages.first
@@ -90,7 +59,7 @@ def decode_deep_tiff(stream: BinaryIO, name: str, notes: list[str]) -> np.ndarra
     """Decode a TIFF deeper than 8 bits with tifffile, or None when its codec needs the absent imagecodecs."""
     stream.seek(0)
     try:
-        with _tifffile_complaints() as complaints, tifffile.TiffFile(stream) as tif:
+        with decoder_logs(_TIFFFILE_LOGGER) as complaints, tifffile.TiffFile(stream) as tif:
             page = tif.pages.first
             decodable = page.compression in tifffile.TIFF.DECOMPRESSORS and page.predictor in tifffile.TIFF.UNPREDICTORS
             if not decodable:
