@@ -306,12 +306,17 @@ ORPHAN_WAIT_S = 5.0  # the workers' parent watch checks every second
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_workers_die_with_a_killed_batch(tmp_path: Path) -> None:
-    """kill -9 of the driver alone (not its group): its pool workers and the resource tracker go too."""
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_workers_die_with_a_killed_batch(tmp_path: Path, engine: str) -> None:
+    """kill -9 of the driver alone (not its group): its pool workers and the resource tracker go too; with a
+    local Ray, its GCS, raylet, actors and agents (issue 19: the dashboard and runtime-env agents lived on for a
+    minute)."""
+    if engine == "ray":
+        pytest.importorskip("ray", reason="ray is not installed (pip install 'enlarge[ray]')")
     make_images(tmp_path / "in", IMAGES)
     job = write_job(
         tmp_path / "job.yaml", input={"folder": "in"}, model={"name": "bicubic", "scale": SCALE},
-        output={"folder": "out"}, run={"workers": 2, "threads": 1},
+        output={"folder": "out"}, run={"engine": engine, "workers": 2, "threads": 1},
     )
     driver = batch_process(job, delay=ITEM_DELAY_S)
     deadline = time.monotonic() + TIMEOUT_S

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
 import sys
@@ -226,6 +227,46 @@ def test_16bit_tiff_premultiplied_alpha_becomes_straight(tmp_path: Path) -> None
     image = read_image(tmp_path / "pm.tif")
     np.testing.assert_allclose(image.pixels[..., :3], 40000 / MAX_16, atol=1e-4)
     assert any("premultiplied" in note for note in image.notes)
+
+
+FIRST_TAG_TYPE = 12  # in a Pillow TIFF: header (8) + entry count (2) + the first tag's number (2)
+INVALID_TIFF_TYPE = 132  # no TIFF field type has this number
+
+
+def test_a_tiff_with_a_damaged_tag_is_corrupt_and_tifffile_stays_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19 (fuzzing): an 8-bit RGB TIFF whose width tag has an invalid type was called "a valid TIFF ... not
+    supported", and tifffile's complaint about the tag reached stderr (Python's last-resort log handler)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 12), "red").save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    data[FIRST_TAG_TYPE:FIRST_TAG_TYPE + 2] = struct.pack("<H", INVALID_TIFF_TYPE)
+    (tmp_path / "bad.tif").write_bytes(bytes(data))
+    with caplog.at_level(logging.DEBUG), pytest.raises(InputError, match="truncated or corrupt"):
+        read_image(tmp_path / "bad.tif")
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("tifffile")] == []
+
+
+SAMPLES_PER_PIXEL_TAG = 277
+TOO_MANY_SAMPLES = 1028  # above Pillow's MAX_SAMPLESPERPIXEL: it logs an error, then refuses the file
+
+
+def test_pillow_logging_about_a_damaged_tiff_stays_off_stderr(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 19 (fuzzing): a TIFF claiming 1028 samples per pixel made Pillow log "More samples per pixel than can
+    be decoded" onto stderr (Python's last-resort handler) above our one line."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (12, 12), "red").save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(struct.unpack_from("<H", data, ifd)[0]):
+        at = ifd + 2 + 12 * entry
+        if struct.unpack_from("<H", data, at)[0] == SAMPLES_PER_PIXEL_TAG:
+            struct.pack_into("<HHIHH", data, at, SAMPLES_PER_PIXEL_TAG, 3, 1, TOO_MANY_SAMPLES, 0)
+    (tmp_path / "many.tif").write_bytes(bytes(data))
+    with caplog.at_level(logging.DEBUG), pytest.raises(InputError, match="many.tif"):
+        read_image(tmp_path / "many.tif")
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
 def test_16bit_cmyk_tiff_is_refused_with_a_way_out(tmp_path: Path) -> None:

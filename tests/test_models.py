@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,9 @@ def bad_model_files(folder):
     torch.save({"model": {**LIIF_SPEC, "sd": {"w": torch.zeros(64)}}}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:200])
     cases[truncated] = "not a loadable checkpoint"
+    odd = folder / "odd.pth"
+    odd.write_bytes(b"\x80\x0f" + bytes(range(64)))  # a pickle of protocol 15: torch.load warned about it (fuzzing)
+    cases[odd] = "not a loadable checkpoint"
     plain = folder / "plain.pkl"
     plain.write_bytes(pickle.dumps({"x": 1}, protocol=2))
     cases[plain] = "not a loadable checkpoint"
@@ -120,9 +124,12 @@ def bad_model_files(folder):
 
 
 def test_every_bad_model_file_is_one_model_error(tmp_path):
+    """One ModelError each, and no warning (it would reach stderr beside our one line)."""
     for path, words in bad_model_files(tmp_path).items():
-        with pytest.raises(ModelError, match=words):
+        with warnings.catch_warnings(record=True) as caught, pytest.raises(ModelError, match=words):
+            warnings.simplefilter("always")
             load_model(path)
+        assert [str(warning.message) for warning in caught] == [], path
 
 
 def test_an_unknown_name_suggests_the_nearest():

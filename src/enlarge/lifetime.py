@@ -7,23 +7,34 @@ holding its memory and the multiprocessing resource tracker's pipe (so the track
 - everywhere, a daemon thread checks once a second that the parent is still the one the worker started under
   (an orphan is re-parented to init or a subreaper) and ends the process if not. A service's workers are children
   of a forkserver, which outlives a killed server, so they watch the server's pid as well.
+
+Helpers started by a library rather than by this package cannot be bound that way: a local Ray's dashboard and
+runtime-env agents outlive a killed `enlarge batch --engine ray` by about a minute (they notice that the raylet is
+gone, then wait on the dead GCS). For those, `reap_when_gone` starts a small guard process (this module, run with
+`python -m`) that notes the driver's descendants every second and, once the driver is gone, kills those still alive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_INTERVAL_S = 1.0
 ORPHAN_EXIT_CODE = 1
+PROC = Path("/proc")
+STAT_PPID, STAT_START = 1, 19  # in /proc/PID/stat after the command name: the parent's pid, the start time
 
 _bound = False
+_reaper: subprocess.Popen[bytes] | None = None
 
 
 def die_with_parent(watched: int | None = None) -> None:
@@ -71,3 +82,69 @@ def _watch(parent: int, watched: int | None) -> None:
         time.sleep(WATCH_INTERVAL_S)
         if not _alive(parent, watched):
             os._exit(ORPHAN_EXIT_CODE)
+
+
+def reap_when_gone() -> None:
+    """Start the guard that kills this process's descendants once this process is gone, even by SIGKILL.
+
+    Call it before starting helpers that do not die with their parent. Idempotent; needs /proc (Linux), and does
+    nothing without it.
+    """
+    global _reaper
+    if _reaper is not None or not PROC.is_dir():
+        return
+    package_root = str(Path(__file__).resolve().parents[1])  # the guard runs this very copy of the package
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    _reaper = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(os.getpid())], env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _reap(parent: int) -> None:
+    """The guard: note `parent`'s descendants every WATCH_INTERVAL_S; once it is gone, SIGKILL those still alive.
+
+    Each is known by its pid and start time, so a pid reused by an unrelated process is left alone.
+    """
+    known: dict[int, str] = {}
+    while os.getppid() == parent:
+        known = {pid: start for pid, start in known.items() if _start_time(pid) == start}  # drop those that ended
+        known.update(_descendants(parent))
+        known.pop(os.getpid(), None)
+        time.sleep(WATCH_INTERVAL_S)
+    for pid, start in known.items():
+        if _start_time(pid) == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces), None if it has ended."""
+    try:
+        return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat(pid)
+    return None if fields is None else fields[STAT_START]
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every living process below `root`, with its start time."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and (fields := _stat(entry.name)) is not None:
+            children.setdefault(int(fields[STAT_PPID]), []).append((int(entry.name), fields[STAT_START]))
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for pid, start in children.get(todo.pop(), []):
+            found[pid] = start
+            todo.append(pid)
+    return found
+
+
+if __name__ == "__main__":  # the guard started by reap_when_gone
+    _reap(int(sys.argv[1]))

@@ -8,7 +8,8 @@ cluster's CPUs divided by `threads` for 0, never more than the cluster can hold 
 placed would hold its tasks forever) nor than there are items.
 
 Ray's usage statistics are switched off before Ray is imported. Without an address and outside a running Ray
-session, `ray.init` starts a local Ray on this machine; `--address auto` joins the cluster this node belongs to.
+session, `ray.init` starts a local Ray on this machine, whose processes die with the driver even when it is killed
+with SIGKILL (lifetime.reap_when_gone); `--address auto` joins the cluster this node belongs to.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ray.exceptions import RayActorError, RayError
 
 from enlarge.batch.work import ItemWorker, Outcome, Task, WorkerConfig
 from enlarge.errors import ConfigError
+from enlarge.lifetime import reap_when_gone
 
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued on the actor: no actor waits on the driver
 RAY_LOG_LEVEL = logging.WARNING
@@ -45,6 +47,8 @@ class RayEngine:
     def __init__(self, config: WorkerConfig, workers: int, threads: int, address: str | None, items: int) -> None:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
+            if address is None:  # a local Ray: its processes must not outlive a driver killed with SIGKILL
+                reap_when_gone()
             try:
                 ray.init(address=address, include_dashboard=False, logging_level=RAY_LOG_LEVEL)
             except ConnectionError as exc:

@@ -14,7 +14,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from enlarge.errors import InputError
 from enlarge.imageio.icc import cmyk_to_rgb
-from enlarge.imageio.messages import add_note, corrupt_message, detail
+from enlarge.imageio.messages import add_note, corrupt_message, decoder_logs, detail
 from enlarge.imageio.samples import MAX_8_BIT, MAX_16_BIT, to_unit_float
 from enlarge.imageio.signatures import TIFF_SIGNATURES, has_known_signature, heif_kind
 from enlarge.imageio.tiff import refuse_valid_tiff
@@ -41,6 +41,7 @@ _TIFF_PILLOW_COMPRESSION = "tiff_adobe_deflate"
 _EXIF_WARNING = "Corrupt EXIF data"  # the start of Pillow's warning for each EXIF tag it cannot read
 
 _PILLOW_SETTINGS_LOCK = threading.Lock()
+_PILLOW_LOGGER = "PIL"  # the parent of every Pillow plugin's logger
 
 
 @contextmanager
@@ -50,9 +51,9 @@ def strict_pillow(notes: list[str] | None = None) -> Iterator[None]:
     Our limit, checked from the header first, replaces Pillow's (whose error or warning would otherwise leak
     with its own wording and threshold), and truncated files must fail rather than be padded with grey. Both are
     process-wide Pillow settings, so they change only under a lock and are restored afterwards. What Pillow warns
-    about (corrupt EXIF, say, once per bad tag) becomes one note each in `notes`, never text on stderr.
+    about (corrupt EXIF, say, once per bad tag) or logs becomes one note each in `notes`, never text on stderr.
     """
-    with _PILLOW_SETTINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+    with _PILLOW_SETTINGS_LOCK, warnings.catch_warnings(record=True) as caught, decoder_logs(_PILLOW_LOGGER) as logged:
         warnings.simplefilter("always")
         saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
@@ -61,8 +62,8 @@ def strict_pillow(notes: list[str] | None = None) -> Iterator[None]:
         finally:
             Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
             if notes is not None:
-                for warning in caught:
-                    add_note(notes, _warning_note(str(warning.message)))
+                for message in [str(warning.message) for warning in caught] + logged:
+                    add_note(notes, _warning_note(message))
 
 
 def _warning_note(message: str) -> str:

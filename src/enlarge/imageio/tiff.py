@@ -1,5 +1,11 @@
 """TIFF through tifffile where Pillow falls short: deep (16-bit, float) samples both ways, and naming the valid
-TIFFs we do not read."""
+TIFFs we do not read.
+
+tifffile logs what it skips in a damaged file (one line per bad tag, `<tifffile.TiffTag 256 @10> invalid data
+type 132`); with no logging set up, Python prints those on stderr. While we parse, they are collected instead: a
+file tifffile had to skip parts of is damaged, never "valid but unsupported", and a deep TIFF that still decodes
+gets them as notes.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ import tifffile
 from PIL import Image
 
 from enlarge.errors import InputError
-from enlarge.imageio.messages import corrupt_message
+from enlarge.imageio.messages import add_note, corrupt_message, decoder_logs
 from enlarge.imageio.samples import RGB_CHANNELS, to_unit_float
 
 _TIFF_WIDTH_TAG, _TIFF_LENGTH_TAG, _TIFF_BITS_PER_SAMPLE_TAG = 256, 257, 258
 _TIFF_TIFFFILE_COMPRESSION = "zlib"  # needs no imagecodecs
+_TIFFFILE_LOGGER = "tifffile"
 
 
 def stored_tiff_size(im: Image.Image) -> tuple[int, int]:
@@ -31,15 +38,16 @@ def tiff_bits_per_sample(im: Image.Image) -> int:
 def refuse_valid_tiff(stream: BinaryIO, name: str) -> None:
     """A TIFF that Pillow cannot open but tifffile can parse is valid, only of a kind we do not read: say so."""
     stream.seek(0)
-    try:
-        with tifffile.TiffFile(stream) as tif:
-            page = tif.pages.first
-            kind = f"{page.samplesperpixel} channel(s) of {page.dtype} samples ({page.photometric.name.lower()})"
-            complete = all(o + n <= tif.filehandle.size for o, n in zip(page.dataoffsets, page.databytecounts))
-    except Exception:  # tifffile cannot parse it either: it is damaged, as Pillow said
-        complete = False
+    with decoder_logs(_TIFFFILE_LOGGER) as complaints:
+        try:
+            with tifffile.TiffFile(stream) as tif:
+                page = tif.pages.first
+                kind = f"{page.samplesperpixel} channel(s) of {page.dtype} samples ({page.photometric.name.lower()})"
+                complete = all(o + n <= tif.filehandle.size for o, n in zip(page.dataoffsets, page.databytecounts))
+        except Exception:  # tifffile cannot parse it either: it is damaged, as Pillow said
+            complete = False
     stream.seek(0)
-    if not complete:
+    if not complete or complaints:  # tifffile had to skip damaged parts: as Pillow said, the file is damaged
         return
     raise InputError(
         f"{name} is a valid TIFF with {kind}, which is not supported; supported TIFFs hold gray or RGB, with or "
@@ -51,7 +59,7 @@ def decode_deep_tiff(stream: BinaryIO, name: str, notes: list[str]) -> np.ndarra
     """Decode a TIFF deeper than 8 bits with tifffile, or None when its codec needs the absent imagecodecs."""
     stream.seek(0)
     try:
-        with tifffile.TiffFile(stream) as tif:
+        with decoder_logs(_TIFFFILE_LOGGER) as complaints, tifffile.TiffFile(stream) as tif:
             page = tif.pages.first
             decodable = page.compression in tifffile.TIFF.DECOMPRESSORS and page.predictor in tifffile.TIFF.UNPREDICTORS
             if not decodable:
@@ -60,6 +68,8 @@ def decode_deep_tiff(stream: BinaryIO, name: str, notes: list[str]) -> np.ndarra
             axes, photometric, extras = page.axes, page.photometric, tuple(page.extrasamples)
     except Exception as exc:  # any decoder failure on untrusted bytes means a bad file, never a crash
         raise InputError(corrupt_message(name, exc)) from exc
+    for complaint in complaints:
+        add_note(notes, f"TIFF partly damaged, skipped: {complaint}")
     if "S" not in axes:
         samples, axes = samples[..., np.newaxis], axes + "S"
     if sorted(axes) != sorted("YXS"):

@@ -7,6 +7,7 @@ Our modules use the official parameter names, so only the unused mean-shift conv
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def load_official(path: Path) -> LoadedModel:
     """Load an official LIIF `.pth`; a corrupt or foreign file raises ModelError, never runs arbitrary code."""
     source = str(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 15": a damaged file, which is ours to say
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
             AttributeError, UnicodeDecodeError):  # a damaged pickle or zip fails in any of these ways
         # PyTorch's own message suggests weights_only=False, which would run untrusted code: never pass it on
