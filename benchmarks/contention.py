@@ -6,8 +6,8 @@ on an idle machine and with other busy processes, in one run; writes docs/result
 
 Each case runs `enlarge upscale` in a fresh process (the policy acts at process start), timed inside it from the
 model's first call; the table gives each time and its ratio to one thread in the same row. "busy N" starts N
-processes that spin on one core each for the whole row. The load average before the run is printed, so a table
-made on a machine that was already busy says so.
+processes that spin on one core each for the whole row. Other processes using the CPU before the run are named,
+so a table made on a machine that was already busy says so.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+
+from machine_info import heavy_processes  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "contention.md"
@@ -51,7 +53,6 @@ CHILD = textwrap.dedent("""
         times.append(time.perf_counter() - start)
     print(json.dumps({"seconds": min(times), "threads": count}))
 """)
-IDLE_LOAD = 0.5  # a one-minute load average below this counts as an idle machine
 USER_THREAD_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
 
 
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=RESULT, help="the markdown file to write")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    others = heavy_processes()  # the load average also remembers the last minute's benchmarks
     cores = os.cpu_count() or 1
     rows = []
     for busy in args.busy:
@@ -96,7 +98,8 @@ def main() -> None:
         cells = [f"{r['seconds']:.2f} s ({r['threads']} t, ×{r['seconds'] / one:.2f})" for r in results.values()]
         rows.append(f"| {busy} | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
-    busy_note = "an idle machine" if load < IDLE_LOAD else f"a **busy machine** (load {load:.2f} on {cores} cores before the run)"
+    busy_note = (f"an idle machine (load {load:.2f} on {cores} cores, no other process using the CPU)" if not others
+                 else f"a **busy machine** ({'; '.join(others)} before the run)")
     lines = [
         "# Thread policy under contention",
         "",

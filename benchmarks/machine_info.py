@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+BUSY_CPU_SHARE = 0.5  # a process using this many cores' worth of CPU counts as heavy
+SAMPLE_S = 1.0  # how long CPU use is sampled to find heavy processes
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def cpu_name() -> str:
@@ -23,3 +27,32 @@ def cpu_name() -> str:
 def cpu_summary() -> str:
     """CPU model and core count: `AMD EPYC, 2 cores`."""
     return f"{cpu_name()}, {os.cpu_count()} cores"
+
+
+def heavy_processes() -> list[str]:
+    """Other processes (not this one) that used more than BUSY_CPU_SHARE of a core over SAMPLE_S (Linux /proc; else empty)."""
+    def cpu_ticks() -> dict[int, tuple[int, str]]:
+        ticks = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), name)  # utime + stime
+        return ticks
+
+    if not Path("/proc/self/stat").exists():
+        return []
+    before = cpu_ticks()
+    time.sleep(SAMPLE_S)
+    after = cpu_ticks()
+    found = []
+    for pid, (ticks, name) in after.items():
+        if pid == os.getpid() or pid not in before:
+            continue
+        share = (ticks - before[pid][0]) / CLOCK_TICKS / SAMPLE_S
+        if share > BUSY_CPU_SHARE:
+            found.append(f"pid {pid} ({name}) at {share:.0%} CPU")
+    return found

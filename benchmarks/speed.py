@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine_info import cpu_summary  # beside this script
+from machine_info import cpu_summary, heavy_processes  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "speed.md"
@@ -50,9 +50,6 @@ ONNX_MODEL = "lite"
 REPEATS = 3
 WARMUP = 1  # untimed runs before the timed ones (first-call allocations, oneDNN kernel selection)
 BUSY_LOAD = 0.5  # load average per core above which another process is likely competing
-BUSY_CPU_SHARE = 0.5  # a process using this many cores' worth of CPU counts as heavy
-SAMPLE_S = 1.0  # how long CPU use is sampled to find heavy processes
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 SEED = 0
 KIB_PER_MB = 1024  # ru_maxrss is in KiB on Linux
 
@@ -152,35 +149,6 @@ def run_case(case: Case, threads: int) -> dict:
             "size": list(case.size), "median_s": median, "mp_per_s": megapixels / median,
             "spread": (max(times) - min(times)) / median, "load": os.getloadavg()[0] / (os.cpu_count() or 1),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MB, "runs": case.repeats}
-
-
-def heavy_processes() -> list[str]:
-    """Other processes that used more than BUSY_CPU_SHARE of a core over SAMPLE_S (Linux /proc; else empty)."""
-    def cpu_ticks() -> dict[int, tuple[int, str]]:
-        ticks = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:
-                continue
-            name = text[text.index("(") + 1 : text.rindex(")")]
-            fields = text[text.rindex(")") + 2 :].split()
-            ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), name)  # utime + stime
-        return ticks
-
-    if not Path("/proc/self/stat").exists():
-        return []
-    before = cpu_ticks()
-    time.sleep(SAMPLE_S)
-    after = cpu_ticks()
-    found = []
-    for pid, (ticks, name) in after.items():
-        if pid == os.getpid() or pid not in before:
-            continue
-        share = (ticks - before[pid][0]) / CLOCK_TICKS / SAMPLE_S
-        if share > BUSY_CPU_SHARE:
-            found.append(f"pid {pid} ({name}) at {share:.0%} CPU")
-    return found
 
 
 def busy_warning() -> str:
