@@ -29,6 +29,8 @@ PINNED_HASHES = {
     "tiny-test.yaml": "8191f350246eb124",
     "detail-anneal.yaml": "b811b062e036ac76",
     "lite-real2.yaml": "07dfcbe4ae369e7b",
+    "lite-real3.yaml": "4bfe5ec1d8955f8d",
+    "detail-anneal2.yaml": "a08e40e52505c3b6",
 }
 CHECKPOINT_RUNS = sorted(path.parent for path in (REPO / "checkpoints").glob(f"*/{LAST}"))
 
