@@ -31,6 +31,7 @@ PINNED_HASHES = {
     "lite-real2.yaml": "07dfcbe4ae369e7b",
     "lite-real3.yaml": "4bfe5ec1d8955f8d",
     "detail-anneal2.yaml": "a08e40e52505c3b6",
+    "detail-anneal3.yaml": "65aa445ef3c1f671",
 }
 CHECKPOINT_RUNS = sorted(path.parent for path in (REPO / "checkpoints").glob(f"*/{LAST}"))
 
