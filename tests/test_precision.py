@@ -24,6 +24,7 @@ from enlarge.imageio import DecodedImage
 from enlarge.metrics import psnr
 from enlarge.models import build, load_model
 from enlarge.models.card import ModelCard
+from enlarge.training.config import resolve_precision as training_precision
 from enlarge.models.registry import LoadedModel, describe
 from enlarge.sizing import SizeRequest
 from enlarge.upscaler import Upscaler
@@ -107,6 +108,21 @@ def test_with_native_bf16_the_card_default_and_the_user_decide() -> None:
     assert precision.resolve_precision(None, "fp32") == "fp32"
     assert precision.resolve_precision("fp32", "bf16") == "fp32"
     assert precision.resolve_precision("bf16", "fp32") == "bf16"
+
+
+@pytest.mark.usefixtures("no_bf16")
+def test_training_without_native_bf16_falls_back_to_fp32_and_says_why() -> None:
+    assert training_precision("auto") == ("fp32", None)
+    assert training_precision("fp32") == ("fp32", None)
+    chosen, warning = training_precision("bf16")
+    assert chosen == "fp32" and warning is not None and "no native bf16" in warning
+
+
+@pytest.mark.usefixtures("bf16")
+def test_training_with_native_bf16_keeps_the_recipe_precision() -> None:
+    assert training_precision("auto") == ("bf16", None)
+    assert training_precision("bf16") == ("bf16", None)
+    assert training_precision("fp32") == ("fp32", None)
 
 
 def test_bad_precision_values_are_typed_errors() -> None:

@@ -166,7 +166,9 @@ class Compressor:
             changed = sorted(k for k in self.identity if state["identity"].get(k) != self.identity[k])
             raise ConfigError(f"the run was started with other settings ({', '.join(changed)} differ); only "
                               "the allowed PSNR drop, the number to remove and the config's runtime fields may change on resume")
-        self.precision = state["precision"] if state is not None else resolve_precision(config.precision)
+        self.precision, warning = resolve_precision(state["precision"] if state is not None else config.precision)
+        if warning is not None:
+            say(warning)
         torch.set_num_threads(resolve_threads(config.threads))
         self.sampling = Sampling.from_config(config)
         self.images, _ = load_training_images(

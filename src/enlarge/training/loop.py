@@ -136,7 +136,10 @@ def train(
             f"the checkpoint was made with a different config (hash {checkpoint.config_hash}, now {config_hash}); "
             "only steps, threads, logging, validation and checkpoint settings may change on resume"
         )
-    precision = checkpoint.precision if checkpoint is not None else resolve_precision(config.precision)
+    precision, warning = resolve_precision(checkpoint.precision if checkpoint is not None else config.precision,
+                                           device.type)
+    if warning is not None:
+        _say(warning)
     threads = resolve_threads(config.threads)
     torch.set_num_threads(threads)
     start = checkpoint.step if checkpoint is not None else 0
