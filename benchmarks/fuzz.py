@@ -40,16 +40,12 @@ import dataclasses
 import io
 import json
 import os
-import queue
 import random
 import re
-import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import warnings
@@ -67,6 +63,7 @@ from PIL import Image
 
 from enlarge.batch.workspace import STATE_DIR, TMP_DIR
 from enlarge.formats import INPUT_EXTENSIONS
+from enlarge.serve.launch import ServeProcess
 from machine_info import cpu_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +91,6 @@ SERVE_FLAGS = {"workers": "--workers", "queue": "--queue", "max_upload_mb": "--m
                "max_input_mp": "--max-input-mp", "max_output_mp": "--max-output-mp", "timeout_s": "--timeout"}
 SERVE_START_S = 300  # for `enlarge serve` to start its worker (minutes on a starved machine)
 SERVE_STOP_S = 30
-SERVING = re.compile(r"Uvicorn running on (http://\S+:\d+)")  # the line uvicorn prints once it serves
 # A traceback, a warning (Pillow's `UserWarning: ...`) or an error logged by uvicorn, on any stderr.
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\b\w+Warning: |^ERROR:")
 # The lines of ours on stderr: `error:` lines and argparse's usage (CLI, batch), uvicorn's INFO lines (service).
@@ -102,7 +98,6 @@ OURS_CLI = re.compile(r"error: |usage: |\s|enlarge( \w+)?: error: ")
 OURS_SERVER = re.compile(r"INFO: ")
 HTTP_CLIENT_ERROR, HTTP_SERVER_ERROR = 400, 500
 DETAIL_CHARS = 120  # of a body or a reason, kept in an outcome's detail
-DETAIL_LINES = 20  # of the server's stderr, shown when it does not start
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
 MODES = ("L", "LA", "RGB", "RGBA", "P", "1", "I;16")
 HUGE_SIDE = 100_000
@@ -659,42 +654,13 @@ def service() -> Iterator[Service]:
     """One real `enlarge serve` of this checkout on a free localhost port, with the API's limits; stopped after."""
     source = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
     flags = [item for key, value in SERVE_LIMITS.items() for item in (SERVE_FLAGS[key], str(value))]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "enlarge", "serve", "--port", "0", *flags], cwd=REPO,
-        env={**os.environ, "PYTHONPATH": source}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        errors="replace",
-    )
-    log: list[str] = []
-    address: queue.Queue[str | None] = queue.Queue()
-
-    def drain() -> None:
-        assert server.stderr is not None
-        for line in server.stderr:
-            log.append(line)
-            if found := SERVING.search(line):
-                address.put(found.group(1))
-        address.put(None)  # the server ended
-
-    reader = threading.Thread(target=drain, name="enlarge-serve-log", daemon=True)
-    reader.start()
+    server = ServeProcess(flags, env={**os.environ, "PYTHONPATH": source}, cwd=REPO, start_timeout_s=SERVE_START_S)
     try:
-        try:
-            base = address.get(timeout=SERVE_START_S)
-        except queue.Empty:
-            base = None
-        if base is None:
-            raise RuntimeError(f"enlarge serve did not start: {''.join(log[-DETAIL_LINES:])}")
-        with httpx.Client(base_url=base, timeout=HANG_S + 1) as client:
-            running = Service(client, log)
+        with httpx.Client(base_url=server.url, timeout=HANG_S + 1) as client:
+            running = Service(client, server.log)
             yield running
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(SERVE_STOP_S)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        reader.join()
+        server.stop(SERVE_STOP_S)
     running.check_log()  # what it printed while stopping
 
 

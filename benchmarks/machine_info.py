@@ -7,6 +7,8 @@ import platform
 import time
 from pathlib import Path
 
+from enlarge import procfs
+
 CPUINFO = Path("/proc/cpuinfo")
 BUSY_CPU_SHARE = 0.5  # a process using this many cores' worth of CPU counts as heavy
 SAMPLE_S = 1.0  # how long CPU use is sampled to find heavy processes
@@ -31,28 +33,15 @@ def cpu_summary() -> str:
 
 def heavy_processes() -> list[str]:
     """Other processes (not this one) that used more than BUSY_CPU_SHARE of a core over SAMPLE_S (Linux /proc; else empty)."""
-    def cpu_ticks() -> dict[int, tuple[int, str]]:
-        ticks = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                text = stat.read_text()
-            except OSError:
-                continue
-            name = text[text.index("(") + 1 : text.rindex(")")]
-            fields = text[text.rindex(")") + 2 :].split()
-            ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), name)  # utime + stime
-        return ticks
-
-    if not Path("/proc/self/stat").exists():
+    if not procfs.available():
         return []
-    before = cpu_ticks()
+    before = {stat.pid: stat.cpu_ticks for stat in procfs.all_processes()}
     time.sleep(SAMPLE_S)
-    after = cpu_ticks()
     found = []
-    for pid, (ticks, name) in after.items():
-        if pid == os.getpid() or pid not in before:
+    for stat in procfs.all_processes():
+        if stat.pid == os.getpid() or stat.pid not in before:
             continue
-        share = (ticks - before[pid][0]) / CLOCK_TICKS / SAMPLE_S
+        share = (stat.cpu_ticks - before[stat.pid]) / CLOCK_TICKS / SAMPLE_S
         if share > BUSY_CPU_SHARE:
-            found.append(f"pid {pid} ({name}) at {share:.0%} CPU")
+            found.append(f"pid {stat.pid} ({stat.command}) at {share:.0%} CPU")
     return found

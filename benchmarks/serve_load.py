@@ -18,9 +18,7 @@ import asyncio
 import io
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +34,7 @@ import psutil
 from PIL import Image
 
 from enlarge.serve.config import DEFAULT_QUEUE
+from enlarge.serve.launch import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "serve.md"
@@ -47,10 +46,7 @@ CROPS = 10  # distinct inputs, cycled through
 SCALE = 4
 MODEL = "bicubic"
 SAMPLE_S = 0.05
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 120.0
-POLL_S = 0.1
 ALLOWED = frozenset({200, 429})
 PERCENTILES = (50, 90, 99)
 MIB = 1024 * 1024
@@ -75,31 +71,6 @@ def crops() -> list[bytes]:
             photo.crop((left, top, left + CROP_SIZE[0], top + CROP_SIZE[1])).save(buffer, "PNG")
             out.append(buffer.getvalue())
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(port: int, extra: list[str]) -> subprocess.Popen:
-    """`enlarge serve` on `port`, returned once /healthz answers."""
-    command = [sys.executable, "-m", "enlarge", "serve", "--port", str(port), *extra]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
-    url = f"http://127.0.0.1:{port}/healthz"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(POLL_S)
-    process.kill()
-    raise SystemExit("the server did not answer /healthz in time")
 
 
 class PeakRss:
@@ -215,17 +186,12 @@ def main() -> int:
     args = parser.parse_args()
     images = crops()
     load1 = os.getloadavg()[0]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(port, server_flags(args))
-    try:
+    with ServeProcess(server_flags(args), cwd=REPO) as server:
+        url = server.url
         workers = httpx.get(f"{url}/healthz").json()["workers"]
-        with PeakRss(server.pid) as rss:
+        with PeakRss(server.process.pid) as rss:
             asyncio.run(load(url, images, workers, workers))
             outcomes, wall_s = asyncio.run(load(url, images, args.requests, args.concurrency))
-    finally:
-        server.terminate()
-        server.wait(timeout=STOP_TIMEOUT_S)
     text = report(args, workers, outcomes, wall_s, rss.peak, load1)
     print(text)
     if args.write:

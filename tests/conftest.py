@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from enlarge import procfs
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "liif-official"
@@ -24,38 +26,15 @@ def require(path: Path, what: str) -> Path:
 
 def descendants(pid: int) -> set[int]:
     """Every living process below `pid`, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return set(procfs.descendants(pid))
 
 
 def survivors(pids: set[int], wait_s: float) -> list[int]:
     """Those of `pids` still alive after up to `wait_s` seconds; they are then killed, so no test leaves any."""
     end = time.monotonic() + wait_s
-    while any(alive(pid) for pid in pids) and time.monotonic() < end:
+    while any(procfs.alive(pid) for pid in pids) and time.monotonic() < end:
         time.sleep(0.1)
-    left = sorted(pid for pid in pids if alive(pid))
+    left = sorted(pid for pid in pids if procfs.alive(pid))
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     return left

@@ -11,10 +11,7 @@ import asyncio
 import dataclasses
 import io
 import os
-import re
-import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -39,6 +36,7 @@ from enlarge.models.registry import LoadedModel, build, describe
 from enlarge.models.specs import DEFAULT_MODEL
 from enlarge.serve import ServeConfig, create_app
 from enlarge.serve.errors import QueueFullError, TimeLimitError, WorkerLostError
+from enlarge.serve.launch import ServeProcess
 from enlarge.serve.pool import KILL_GRACE_S, WorkerPool
 from enlarge.serve.worker import Job, add_model, enlarge_job, init_worker
 from enlarge.sizing import FITS, PIXELS_PER_MP, SizeRequest
@@ -60,7 +58,6 @@ SLOW_INPUT = (1000, 1000)  # ×4 is 16 MP in many tiles: far longer than TIGHT_T
 SLOW_SCALE = 4
 WAIT_S = 30.0  # for a worker to start or a job to show up in /healthz
 POLL_S = 0.02
-SERVING = re.compile(r"Uvicorn running on (http://\S+:\d+)")
 TOKEN = "s3cret-token"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_LITE = {"n_feats": 8, "n_resblocks": 1, "hidden": 16, "head": [8]}
@@ -435,33 +432,17 @@ def test_a_request_right_after_a_timed_out_one_is_served() -> None:
         assert response.headers["x-enlarge-model"] == DEFAULT_MODEL
 
 
-def start_server(*flags: str) -> tuple[subprocess.Popen[str], str]:
-    """`enlarge serve --port 0 FLAGS` as a process, once its workers are up; returns it and its base URL."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "enlarge", "serve", "--port", "0", *flags],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    assert server.stderr is not None
-    for line in server.stderr:  # uvicorn names the address it bound once the application has started
-        found = SERVING.search(line)
-        if found:
-            threading.Thread(target=server.stderr.read, daemon=True).start()  # keep the pipe drained
-            return server, found.group(1)
-    server.wait(WAIT_S)
-    pytest.fail(f"enlarge serve exited with {server.returncode} before serving")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_a_killed_server() -> None:
     """kill -9 of `enlarge serve`: its forkserver, workers and resource tracker go too."""
-    server, _ = start_server("--workers", "2")
+    server = ServeProcess(["--workers", "2"], cwd=REPO)
     try:
-        children = descendants(server.pid)
+        children = descendants(server.process.pid)
         assert len(children) >= 3  # forkserver, two workers (and the resource tracker)
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait(WAIT_S)
+        server.process.kill()
+        server.stop()
     assert survivors(children, ORPHAN_WAIT_S) == []
 
 
@@ -470,7 +451,8 @@ def test_workers_die_with_a_killed_server() -> None:
 def test_a_real_server_serves_a_tiny_request_right_after_timed_out_ones(workers: int) -> None:
     """Issue 19 against `enlarge serve --timeout 2` itself: a job per worker overruns the limit (each worker is
     killed and replaced), and a tiny request sent at once is served: no deadline spills onto the next request."""
-    server, base = start_server("--workers", str(workers), "--timeout", str(ISSUE_TIMEOUT_S))
+    server = ServeProcess(["--workers", str(workers), "--timeout", str(ISSUE_TIMEOUT_S)], cwd=REPO)
+    base = server.url
     try:
         with httpx.Client(base_url=base, timeout=WAIT_S) as http:
             files, fields = slow_upload()
@@ -481,8 +463,7 @@ def test_a_real_server_serves_a_tiny_request_right_after_timed_out_ones(workers:
             assert response.status_code == 200, response.text
             assert response.headers["x-enlarge-model"] == DEFAULT_MODEL
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(WAIT_S)
+        server.stop()
 
 
 def test_automatic_workers_fit_the_machine() -> None:

@@ -10,17 +10,14 @@ repository.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from chromium import artifacts_folder, missing_browser_parts, require_browser, start_chromium
 from PIL import Image
+
+from enlarge.serve.launch import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "examples" / "coffee.png"
@@ -31,7 +28,6 @@ OUTPUT_SIZE = (480, 320)
 pytestmark = pytest.mark.slow  # a server and a browser start
 DESKTOP = (1400, 1000)
 PHONE = (390, 844)
-SERVER_START_S = 60.0
 WAIT_S = 30.0
 POLL_S = 0.1
 SLIDER_START = 50
@@ -52,40 +48,12 @@ from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server() -> Iterator[str]:
     """`enlarge serve` on a free loopback port, one worker; its URL."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "enlarge", "serve", "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_S
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the server did not start; its log:\n{log_path.read_text()[-3000:]}")
-        time.sleep(POLL_S)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    serve = ServeProcess(["--workers", "1"], cwd=REPO)
+    yield serve.url
+    if not serve.stop():
         pytest.fail("the server did not stop within its grace period on SIGTERM")
 
 

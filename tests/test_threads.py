@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
 from conftest import REPO
+from enlarge import procfs
 from enlarge.threads import (
     GOMP_SPIN_ENV,
     KMP_BLOCKTIME_ENV,
@@ -24,6 +26,7 @@ from enlarge.threads import (
 )
 
 TIMEOUT_S = 120
+REAP_WAIT_S = 10  # the guard looks every second
 
 
 @pytest.mark.parametrize(
@@ -88,3 +91,33 @@ def test_the_cli_sets_the_spin_before_torch_loads(tmp_path) -> None:
     env["PYTHONPATH"] = str(REPO / "src")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert result.stdout.splitlines()[-1].split() == [SHORT_SPIN, "0", "0"], result.stderr
+
+
+def test_descendants_are_reaped_when_the_parent_is_killed() -> None:
+    """reap_when_gone: a grandchild that would outlive a SIGKILLed parent is killed by the guard."""
+    code = textwrap.dedent("""
+        import subprocess, sys, time
+        from enlarge.lifetime import reap_when_gone
+        reap_when_gone()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        time.sleep(3)  # the guard has seen the child (it looks every second)
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    grandchild = int(parent.stdout.readline())
+    assert procfs.read_stat(grandchild) is not None
+    parent.kill()
+    parent.wait(TIMEOUT_S)
+    deadline = time.monotonic() + REAP_WAIT_S
+    while procfs.alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not procfs.alive(grandchild)
+
+
+def test_procfs_reads_this_process() -> None:
+    stat = procfs.read_stat(os.getpid())
+    assert stat is not None and stat.parent == os.getppid() and stat.cpu_ticks >= 0
+    assert stat.pid in {process.pid for process in procfs.all_processes()}
+    assert procfs.read_stat(-1) is None

@@ -27,11 +27,11 @@ import threading
 import time
 from pathlib import Path
 
+from enlarge import procfs
+
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_INTERVAL_S = 1.0
 ORPHAN_EXIT_CODE = 1
-PROC = Path("/proc")
-STAT_PPID, STAT_START = 1, 19  # in /proc/PID/stat after the command name: the parent's pid, the start time
 
 _bound = False
 _reaper: subprocess.Popen[bytes] | None = None
@@ -91,7 +91,7 @@ def reap_when_gone() -> None:
     nothing without it.
     """
     global _reaper
-    if _reaper is not None or not PROC.is_dir():
+    if _reaper is not None or not procfs.available():
         return
     package_root = str(Path(__file__).resolve().parents[1])  # the guard runs this very copy of the package
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
@@ -109,7 +109,7 @@ def _reap(parent: int) -> None:
     known: dict[int, str] = {}
     while os.getppid() == parent:
         known = {pid: start for pid, start in known.items() if _start_time(pid) == start}  # drop those that ended
-        known.update(_descendants(parent))
+        known.update(procfs.descendants(parent))
         known.pop(os.getpid(), None)
         time.sleep(WATCH_INTERVAL_S)
     for pid, start in known.items():
@@ -118,32 +118,9 @@ def _reap(parent: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _stat(pid: int | str) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (which may hold spaces), None if it has ended."""
-    try:
-        return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def _start_time(pid: int) -> str | None:
-    fields = _stat(pid)
-    return None if fields is None else fields[STAT_START]
-
-
-def _descendants(root: int) -> dict[int, str]:
-    """Every living process below `root`, with its start time."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit() and (fields := _stat(entry.name)) is not None:
-            children.setdefault(int(fields[STAT_PPID]), []).append((int(entry.name), fields[STAT_START]))
-    found: dict[int, str] = {}
-    todo = [root]
-    while todo:
-        for pid, start in children.get(todo.pop(), []):
-            found[pid] = start
-            todo.append(pid)
-    return found
+    stat = procfs.read_stat(pid)
+    return None if stat is None else stat.start_time
 
 
 if __name__ == "__main__":  # the guard started by reap_when_gone
