@@ -20,7 +20,7 @@ from enlarge.errors import ConfigError
 from enlarge.models import build
 from enlarge.training.checkpoint import LAST, load_checkpoint, save_state
 from enlarge.training.config import config_from_dict
-from enlarge.training.data import Sampling, load_training_images, make_batch
+from enlarge.training.data import Sampling, load_training_images, make_batch, whole_scale
 from enlarge.training.pack import pack_training_data, unpack_training_data
 from enlarge.training.loop import WeightAverage, lr_factor, resolve_training_device, train
 from enlarge.training.warm_start import grow_state, initial_weights
@@ -128,6 +128,32 @@ def test_degraded_batches_are_deterministic_and_differ_from_clean(setup):  # noq
     degraded = make_batch(images, sampling, 4, seed=1, step=5, mix=mix)
     assert torch.equal(degraded.lr, make_batch(images, sampling, 4, seed=1, step=5, mix=mix).lr)
     assert not torch.equal(degraded.lr, make_batch(images, sampling, 4, seed=1, step=5).lr)
+
+
+def test_integer_scale_snaps_samples_to_whole_factors(setup):  # noqa: F811
+    """integer_scale 1: every crop is a whole multiple of the LR patch (its cell says the HR size)."""
+    config = config_from_dict(setup)
+    sampling = Sampling.from_config(config)
+    images, _ = load_training_images(config.data.root, config.data.train_dirs, [], sampling.largest_crop)
+    snapped = make_batch(images, sampling, 8, seed=2, step=3, mix=DegradationMix(integer_scale=1.0))
+    factors = {round(2 / float(cell[0, 0])) / sampling.patch for cell in snapped.cell}
+    assert factors <= {2.0, 3.0, 4.0} and sampling.scale_max >= 4
+    free = make_batch(images, sampling, 8, seed=2, step=3, mix=DegradationMix())
+    assert {round(2 / float(cell[0, 0])) / sampling.patch for cell in free.cell} - {2.0, 3.0, 4.0}
+
+
+def test_whole_scale_stays_in_the_range():
+    sampling = Sampling(patch=8, scale_min=1.0, scale_max=4.0, sample_q=4)
+    assert [whole_scale(s, sampling) for s in (1.1, 2.4, 2.6, 3.99)] == [2.0, 2.0, 3.0, 4.0]
+    assert whole_scale(1.5, Sampling(patch=8, scale_min=1.0, scale_max=1.9, sample_q=4)) == 1.5
+
+
+def test_integer_scale_changes_the_hash_only_when_set(setup):  # noqa: F811
+    plain = config_from_dict({**setup, "degrade": {"clean": 0.4}})
+    assert config_from_dict({**setup, "degrade": {"clean": 0.4, "integer_scale": 0.0}}).identity_hash() == \
+        plain.identity_hash()
+    assert config_from_dict({**setup, "degrade": {"clean": 0.4, "integer_scale": 0.5}}).identity_hash() != \
+        plain.identity_hash()
 
 
 def test_time_limit_stops_with_a_checkpoint(setup, tmp_path):  # noqa: F811

@@ -105,10 +105,14 @@ class DegradationMix:
     jpeg: float = 0.7
     jpeg_quality: tuple[int, int] = (30, 95)
     jpeg_420: float = 0.5  # of the JPEG samples, how many subsample chroma 4:2:0
+    # Chance that a sample's scale is a whole factor (≥ 2): thumbnails are often made at ½, ⅓, ¼, and point
+    # sampling by a whole factor has one fixed phase (×2: a quarter LR pixel off the centres) a model can learn to
+    # undo, which the scattered phases of non-integer factors never show it. 0 draws nothing (runs before it).
+    integer_scale: float = 0.0
 
     def __post_init__(self) -> None:
         chances = {"clean": self.clean, "blur": self.blur, "noise": self.noise, "poisson_share": self.poisson_share,
-                   "jpeg": self.jpeg, "jpeg_420": self.jpeg_420}
+                   "jpeg": self.jpeg, "jpeg_420": self.jpeg_420, "integer_scale": self.integer_scale}
         for name, value in chances.items():
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a chance in [0, 1], got {value}")

@@ -40,6 +40,7 @@ RUNTIME_FIELDS = frozenset(
 )
 # Fields added after runs existed: hashed only when set away from their default, so older runs still resume.
 LATER_FIELDS = ("schedule", "decay_steps", "warmup_steps", "min_lr", "ema", "init_from", "degrade")
+LATER_DEGRADE_FIELDS = ("integer_scale",)  # the same within the degrade section
 MIN_VAL_SCALE = 2
 JPEG_QUALITIES = (1, 100)
 # Fields are checked for their type as written (a "16" is not 16, a true is not 1) except numbers, which also
@@ -134,6 +135,7 @@ class DegradeSection:
     jpeg: Number = DegradationMix.jpeg
     jpeg_quality: tuple[Whole, Whole] = DegradationMix.jpeg_quality
     jpeg_420: Number = DegradationMix.jpeg_420
+    integer_scale: Number = DegradationMix.integer_scale
 
     def __post_init__(self) -> None:
         self.mix()  # DegradationMix's ValueError names the field
@@ -206,6 +208,11 @@ class TrainConfig:
         for name in LATER_FIELDS:
             if identity[name] == defaults[name]:
                 del identity[name]
+        if identity.get("degrade") is not None:
+            section_defaults = field_defaults(DegradeSection)
+            for name in LATER_DEGRADE_FIELDS:
+                if identity["degrade"][name] == section_defaults[name]:
+                    del identity["degrade"][name]
         del identity["data"]["data_root"]  # where the images live may differ between machines
         arch, config = self.model.resolved()
         identity["model"] = {"arch": arch, "config": config}

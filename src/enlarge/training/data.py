@@ -7,6 +7,7 @@ to save. Batches are made one or two steps ahead on a background thread while th
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from enlarge.training.config import TrainConfig
 LEVELS = 255.0
 FLIP_CHANCE = 0.5
 PREFETCH = 2  # batches made ahead of the training step
+MIN_WHOLE_SCALE = 2  # the smallest whole factor `integer_scale` snaps to: ×1 would be no downscaling
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def make_sample(
     Returns (lr 3×p×p, coord Q×2, cell Q×2, gt Q×3)."""
     image = images[rng.integers(len(images))]
     scale = rng.uniform(sampling.scale_min, sampling.scale_max)
+    if mix is not None and mix.integer_scale and rng.random() < mix.integer_scale:
+        scale = whole_scale(scale, sampling)
     size = round(sampling.patch * scale)
     top = rng.integers(image.shape[0] - size + 1)
     left = rng.integers(image.shape[1] - size + 1)
@@ -126,6 +130,14 @@ def make_sample(
     cell = torch.tensor([2.0 / size, 2.0 / size]).expand(sampling.sample_q, 2).clone()
     gt = hr.reshape(3, -1).t()[index]
     return lr, coord, cell, gt
+
+
+def whole_scale(scale: float, sampling: Sampling) -> float:
+    """`scale` rounded to a whole factor within the sampling range, at least MIN_WHOLE_SCALE (×1 is no
+    downscaling); `scale` itself where the range holds no such factor."""
+    low = max(MIN_WHOLE_SCALE, math.ceil(sampling.scale_min))
+    high = math.floor(sampling.scale_max)
+    return float(min(max(round(scale), low), high)) if low <= high else scale
 
 
 def make_batch(
