@@ -27,6 +27,7 @@ CHROMIUM_FLAGS = (
     "--disable-dev-shm-usage",
 )
 ARTIFACTS_ENV = "ENLARGE_TEST_ARTIFACTS"  # where screenshots go (CI keeps them); else pytest's temporary folder
+DEFAULT_WAIT_S = 300.0  # the longest any one driver command may take, unless the caller says otherwise
 INSTALL_HINT = "Install with `make browser-deps` (apt-get install chromium chromium-driver) and `pip install selenium`."
 
 
@@ -54,8 +55,12 @@ def require_browser(missing: list[str], hint: str = INSTALL_HINT) -> None:
     pytest.skip(message, allow_module_level=True)
 
 
-def start_chromium(profile: Path, downloads: Path, window: tuple[int, int], flags: tuple[str, ...] = ()):
-    """A Selenium driver of headless Chromium with its own profile, saving downloads into `downloads`."""
+def start_chromium(profile: Path, downloads: Path, window: tuple[int, int], flags: tuple[str, ...] = (),
+                   wait_s: float = DEFAULT_WAIT_S):
+    """A Selenium driver of headless Chromium with its own profile, saving downloads into `downloads`, that waits
+    up to `wait_s` for any one command: its HTTP client, scripts and page loads (chromedriver gives up on a renderer
+    that does not answer within the page-load wait, 300 s by default: "Timed out receiving message from
+    renderer"), so a long run is cut off by the caller's own deadline, not by the driver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -70,6 +75,9 @@ def start_chromium(profile: Path, downloads: Path, window: tuple[int, int], flag
     )
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})  # console; CDP events
     driver = webdriver.Chrome(options=options, service=Service(executable_path=shutil.which(DRIVER_NAME)))
+    driver.command_executor._client_config.timeout = wait_s  # selenium's client; no public setter in 4.x
+    driver.set_script_timeout(wait_s)
+    driver.set_page_load_timeout(wait_s)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     return driver
 

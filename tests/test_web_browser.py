@@ -11,6 +11,7 @@ temporary folder, or to ENLARGE_TEST_ARTIFACTS.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ POLL_S = 0.1
 DESKTOP = (1400, 1000)
 PHONE = (390, 844)
 SLIDER_START = 50
+MIN_PROGRESS_STEPS_SEEN = 3  # distinct progress values between 0 and 100 the driver must read during a tiled run
 LOCAL_SCHEMES = ("file:", "blob:", "data:")
 
 pytestmark = pytest.mark.slow  # a browser starts and runs the model
@@ -78,7 +80,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path, app: Path) -> Iterator[WebDriver]:
-    driver = start_chromium(tmp_path_factory.mktemp("profile"), downloads, DESKTOP)
+    driver = start_chromium(tmp_path_factory.mktemp("profile"), downloads, DESKTOP, wait_s=WAIT_S)
     driver.get(app.as_uri())
     yield driver
     driver.quit()
@@ -159,6 +161,26 @@ def test_browser_output_equals_python_onnx(browser: WebDriver, python_onnx: Upsc
         difference = np.abs(np.asarray(browser_image, dtype=int) - np.asarray(python_image, dtype=int))
     assert difference.max() <= LEVELS, f"{(difference > LEVELS).sum()} values differ by up to {difference.max()}"
     assert browser.find_element(By.ID, "fact-model").text == MODEL
+
+
+def test_the_page_answers_while_it_enlarges(browser: WebDriver, inputs: dict[str, Path]) -> None:
+    """A tiled run hands the main thread back between bands: the driver reads the progress bar moving through
+    several values on the way (a page that held the thread to the end would answer only once it was done)."""
+    browser.find_element(By.ID, "file").send_keys(str(inputs["large"]))
+    _wait(browser, lambda d: d.find_element(By.ID, "go").is_enabled(), "the Enlarge button")
+    browser.find_element(By.CSS_SELECTOR, "input[name=mode][value=scale]").click()
+    scale = browser.find_element(By.ID, "scale")
+    scale.clear()
+    scale.send_keys("2")
+    browser.find_element(By.ID, "go").click()
+    seen = set()
+    progress = "return document.getElementById('progress').value"
+    status = "return document.getElementById('status').textContent"
+    while not browser.execute_script(status).startswith(("Done:", "Error:")):
+        seen.add(browser.execute_script(progress))
+        time.sleep(POLL_S)
+    assert browser.execute_script(status).startswith("Done:")
+    assert len({value for value in seen if 0 < value < 100}) >= MIN_PROGRESS_STEPS_SEEN, sorted(seen)
 
 
 def test_nothing_is_requested_from_the_network(browser: WebDriver, app: Path) -> None:

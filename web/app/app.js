@@ -11,7 +11,7 @@ const MAX_8_BIT = 255;
 const PIXELS_PER_MP = 1e6;
 const LANCZOS_SUPPORT = 3;                 // Pillow's Lanczos: a = 3
 const FORMAT_QUALITY = 0.95;               // JPEG / WEBP, as the Python writer's default of 95
-const PNG_CHUNK_ROWS = 256;                // rows handed to the compressor at a time
+const ROWS_PER_STEP = 256;                 // output rows handed to the PNG compressor or a canvas at a time
 const MEDIA_TYPES = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" };
 const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" };
 const PNG_GRAY_TYPES = new Set([0, 4]);    // PNG colour types that are grayscale (with or without alpha)
@@ -33,7 +33,22 @@ function base64Bytes(text) {
   return bytes;
 }
 
-const nextFrame = () => new Promise((resolve) => setTimeout(resolve, 0));
+// The page's long loops (tiles and bands, PNG rows) hand the main thread back to the browser at least every
+// BREATHE_MS, so it paints the progress bar and answers input (and a test driver) while a large image runs for
+// minutes. A MessageChannel message is an ordinary task, run after whatever is queued, without the 4 ms clamp
+// that nested timeouts get.
+const BREATHE_MS = 100;
+const breathing = { last: 0, channel: new MessageChannel(), waiting: [] };
+breathing.channel.port1.onmessage = () => breathing.waiting.shift()();
+
+async function breathe() {
+  if (performance.now() - breathing.last < BREATHE_MS) return;
+  await new Promise((resolve) => {
+    breathing.waiting.push(resolve);
+    breathing.channel.port2.postMessage(null);
+  });
+  breathing.last = performance.now();
+}
 
 // ------------------------------------------------------------------------------------------------ runtime
 
@@ -97,7 +112,8 @@ async function decode(file) {
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(bitmap, 0, 0);
-  const rgba = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+  bitmap.close();  // its pixels are in the canvas now: one copy fewer of a large input
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
   const header = new Uint8Array(await file.slice(0, PNG_COLOR_TYPE_OFFSET + 1).arrayBuffer());
   const isPng = PNG_SIGNATURE.every((byte, i) => header[i] === byte);
   let gray = isPng && PNG_GRAY_TYPES.has(header[PNG_COLOR_TYPE_OFFSET]);
@@ -113,8 +129,8 @@ async function decode(file) {
   }
   const alpha = alphaMin === MAX_8_BIT ? "none" : alphaMin === alphaMax ? "constant" : "varying";
   const straight = alpha !== "none" && isPng ? await decodeStraight(file) : null;
-  const exact = straight && straight.width === bitmap.width && straight.height === bitmap.height;
-  return { width: bitmap.width, height: bitmap.height, rgba: exact ? straight.rgba : rgba, gray, alpha,
+  const exact = straight && straight.width === canvas.width && straight.height === canvas.height;
+  return { width: canvas.width, height: canvas.height, rgba: exact ? straight.rgba : rgba, gray, alpha,
            constantAlpha: alphaMin / MAX_8_BIT };
 }
 
@@ -338,7 +354,8 @@ function toLocal(global, start, length, full) {
 
 // Enlarge an lrW × lrH input to outW × outH with `model`, tile by tile and band by band (engine/render.py).
 // `crop(left, top, w, h)` gives a window of the input as 3 float planes in [0, 1]; `sink(row, col, rows, cols,
-// planes)` takes each band's unclamped RGB planes; `step()` is called after every band.
+// planes)` takes each band's unclamped RGB planes; `step()` is called after every band, and the page breathes
+// after every encoder and grid run.
 async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
   const { encoder, grid, gridInputs } = await modelSessions(model);
   const plan = planTiles(lrW, lrH, outW, outH, model);
@@ -348,6 +365,7 @@ async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
     const w = sx.padStop - sx.padStart;
     const image = new ort.Tensor("float32", crop(sx.padStart, sy.padStart, w, h), [1, RGB, h, w]);
     const features = await encoder.run({ image });
+    await breathe();
     const ys = toLocal(plan.rows.subarray(job.r0, job.r1), sy.padStart, h, lrH);
     const xs = toLocal(plan.cols.subarray(job.c0, job.c1), sx.padStart, w, lrW);
     const feed = { xs: new ort.Tensor("float32", xs, [xs.length]),
@@ -360,6 +378,7 @@ async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
       const { rgb } = await grid.run(feed);
       sink(job.r0 + start, job.c0, band.length, xs.length, rgb.data);
       step();
+      await breathe();
     }
     for (const tensor of Object.values(features)) tensor.dispose();
   }
@@ -672,7 +691,9 @@ function pngChunk(type, data) {
 }
 
 // An 8-bit PNG of the exact bytes (a canvas would premultiply alpha and lose colour in transparent parts),
-// compressed by the browser's own zlib (CompressionStream "deflate").
+// compressed by the browser's own zlib (CompressionStream "deflate") a block of rows at a time, each compressed
+// piece its own IDAT chunk as it comes out (a PNG's image data is the concatenation of its IDATs): no second
+// whole copy of the compressed image is assembled, and the page breathes between blocks.
 async function encodePng(image) {
   const { pixels, channels, width, height } = image;
   const header = new Uint8Array(13);
@@ -681,36 +702,50 @@ async function encodePng(image) {
   view.setUint32(4, height);
   header[8] = 8;
   header[9] = PNG_COLOR_TYPE[channels];
+  const parts = [Uint8Array.from(PNG_SIGNATURE), pngChunk("IHDR", header)];
   const stream = new CompressionStream("deflate");
   const writer = stream.writable.getWriter();
-  const compressed = new Response(stream.readable).arrayBuffer();
+  const reader = stream.readable.getReader();
+  const collected = (async () => {
+    for (let piece = await reader.read(); !piece.done; piece = await reader.read()) {
+      parts.push(pngChunk("IDAT", piece.value));
+    }
+  })();
   const rowBytes = width * channels;
-  for (let start = 0; start < height; start += PNG_CHUNK_ROWS) {
-    const rows = Math.min(PNG_CHUNK_ROWS, height - start);
+  for (let start = 0; start < height; start += ROWS_PER_STEP) {
+    const rows = Math.min(ROWS_PER_STEP, height - start);
     const chunk = new Uint8Array(rows * (rowBytes + 1));
     for (let y = 0; y < rows; y++) {
       const from = (start + y) * rowBytes;
       chunk.set(pixels.subarray(from, from + rowBytes), y * (rowBytes + 1) + 1);  // filter byte 0: none
     }
     await writer.write(chunk);
+    await breathe();
   }
   await writer.close();
-  const parts = [Uint8Array.from(PNG_SIGNATURE), pngChunk("IHDR", header),
-                 pngChunk("IDAT", new Uint8Array(await compressed)), pngChunk("IEND", new Uint8Array(0))];
+  await collected;
+  parts.push(pngChunk("IEND", new Uint8Array(0)));
   return new Blob(parts, { type: MEDIA_TYPES.png });
 }
 
-// JPEG or WEBP through a canvas (lossy formats: the canvas's premultiplied storage does not matter there).
+// JPEG or WEBP through a canvas (lossy formats: the canvas's premultiplied storage does not matter there), filled
+// a block of rows at a time (no whole-image RGBA copy beside the canvas; the page breathes between blocks).
 async function encodeLossy(image, format) {
   const { pixels, channels, width, height } = image;
-  const rgba = new Uint8ClampedArray(width * height * RGBA);
-  for (let o = 0; o < width * height; o++) {
-    const colour = channels <= 2 ? [pixels[o * channels]] : pixels.subarray(o * channels, o * channels + RGB);
-    for (let c = 0; c < RGB; c++) rgba[o * RGBA + c] = colour[colour.length === 1 ? 0 : c];
-    rgba[o * RGBA + RGB] = channels === 2 || channels === RGBA ? pixels[o * channels + channels - 1] : MAX_8_BIT;
-  }
   const canvas = new OffscreenCanvas(width, height);
-  canvas.getContext("2d").putImageData(new ImageData(rgba, width, height), 0, 0);
+  const context = canvas.getContext("2d");
+  for (let start = 0; start < height; start += ROWS_PER_STEP) {
+    const block = new ImageData(width, Math.min(ROWS_PER_STEP, height - start));
+    const rgba = block.data;
+    for (let i = 0; i < block.width * block.height; i++) {
+      const o = start * width + i;
+      const colour = channels <= 2 ? [pixels[o * channels]] : pixels.subarray(o * channels, o * channels + RGB);
+      for (let c = 0; c < RGB; c++) rgba[i * RGBA + c] = colour[colour.length === 1 ? 0 : c];
+      rgba[i * RGBA + RGB] = channels === 2 || channels === RGBA ? pixels[o * channels + channels - 1] : MAX_8_BIT;
+    }
+    context.putImageData(block, 0, start);
+    await breathe();
+  }
   return canvas.convertToBlob({ type: MEDIA_TYPES[format], quality: FORMAT_QUALITY });
 }
 
@@ -731,10 +766,8 @@ async function enlarge(event) {
     await modelSessions(model);
     phase.name = "Enlarging";
     const renderStarted = performance.now();
-    let shown = 0;
-    const image = finish(await enlargeChannels(model, decoded, plan.render, async (fraction) => {
+    const image = finish(await enlargeChannels(model, decoded, plan.render, (fraction) => {
       progress.value = 100 * fraction;
-      if (fraction - shown > 0.01) { shown = fraction; await nextFrame(); }
     }), plan);
     const renderSeconds = (performance.now() - renderStarted) / 1000;
     phase.name = "Encoding";
