@@ -128,7 +128,7 @@ def count_phase_runs(module: OnnxGridModel) -> list[int]:
     session = module.phase_session
 
     class Spy:
-        def run(self, outputs, feed):  # noqa: ANN001, ANN201 - a test spy
+        def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
             result = session.run(outputs, feed)
             calls.append(result[0][0, 0].size)
             return result
