@@ -19,9 +19,9 @@ from enlarge.coords import axis_coords
 from enlarge.engine import render
 from enlarge.engine.query import Frame, query_grid
 from enlarge.models import build, load_model
-from enlarge.models.folded import affine_layers, fold
+from enlarge.models.folded import affine_layers, fold, folded_block
 from enlarge.models.mlp import MLP
-from enlarge.models.phases import axis_phases
+from enlarge.models.phases import axis_phases, centred_block
 from enlarge.models.registry import LoadedModel, describe
 
 EXACT = 1e-5
@@ -278,3 +278,34 @@ def test_folded_head_equals_the_head_it_folds() -> None:
             fast = folded16(torch.maximum(x16, folded16.entry.unsqueeze(1)))
     reference = blended_reference(head, x16.float(), offset16.float(), blend)
     assert (fast - reference).pow(2).mean() <= (plain - reference).pow(2).mean()
+
+
+def test_folded_block_equals_the_head_it_folds() -> None:
+    """The traced form of the folding, every phase pair at once: a deeper head, exact in fp32 per phase pair."""
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.ReLU(), *MLP(12, 3, [10, 6]).layers).eval()
+    x, offset, blend = torch.randn(4, 50, 12), 2 * torch.randn(3, 2, 4, 12), torch.rand(3, 2, 4)
+    with torch.inference_mode():
+        got = folded_block(affine_layers(head), x.transpose(0, 1), offset, blend)  # P×Q×N×out
+        for r in range(3):
+            for c in range(2):
+                exact = blended_reference(head, x, offset[r, c], blend[r, c])
+                assert (got[r, c] - exact).abs().max() <= EXACT
+
+
+@pytest.mark.parametrize("scale", INTEGER_SCALES)
+def test_centred_block_equals_point_query(scale: int) -> None:
+    """lite's `query_block` (what the ONNX phase graph traces), run eagerly on the centred block of an integer
+    scale on an odd image, equals the point query there; the block is all but the border strips."""
+    model = tiny("lite").module
+    lr = torch.rand(1, 3, *DENSE_LR_HW)
+    out_hw = (DENSE_LR_HW[0] * scale, DENSE_LR_HW[1] * scale)
+    ys, xs = axis_coords(out_hw[0]), axis_coords(out_hw[1])
+    by, bx = centred_block(axis_phases(ys, DENSE_LR_HW[0])), centred_block(axis_phases(xs, DENSE_LR_HW[1]))
+    assert (by.periods, bx.periods) == (DENSE_LR_HW[0] - 1, DENSE_LR_HW[1] - 1)  # between the first and last centres
+    _, slow = grid_and_points(model, lr, out_hw)
+    cell = torch.tensor([2 / out_hw[0], 2 / out_hw[1]])
+    with torch.inference_mode():
+        block = model.query_block(model.encode(lr), by.cells(), bx.cells(), by.offset_table(), bx.offset_table(),
+                                  ys[by.span()], xs[bx.span()], cell)
+    assert (block - slow[:, :, by.span(), bx.span()]).abs().max() <= EXACT

@@ -24,6 +24,7 @@ from enlarge.export.onnx import (
     EXAMPLE_LR,
     EXAMPLE_SCALE,
     GRID_FILE,
+    PHASE_FILE,
     OnnxGridModel,
     OnnxModel,
     export_onnx,
@@ -46,6 +47,7 @@ CONFIGS = {
     "bicubic": {},
 }
 WITH_GRID = {"lite", "bicubic"}  # band-friendly grid paths; LIIF's convolves the whole feature map per call
+WITH_PHASES = {"lite"}  # a phase-dense form for integer scales as well
 LR_HW = (29, 17)  # portrait, odd: the export example is 24×32 landscape
 OUT_HW = (71, 40)  # ×2.45 tall, ×2.35 wide: non-integer and unlike the example's ×2
 DOC = REPO / "docs" / "onnx.md"
@@ -75,6 +77,7 @@ def test_the_test_sizes_differ_from_the_export_example() -> None:
 def test_export_writes_the_graphs_and_a_description(exported: tuple[LoadedModel, Path]) -> None:
     model, folder = exported
     grid = {GRID_FILE} if model.descriptor.arch in WITH_GRID else set()
+    grid |= {PHASE_FILE} if model.descriptor.arch in WITH_PHASES else set()
     assert {p.name for p in folder.iterdir()} == {"encoder.onnx", "decoder.onnx", "model.json"} | grid
     onnx_model = load_onnx(folder)
     assert onnx_model.descriptor.receptive_field == model.descriptor.receptive_field
@@ -117,6 +120,48 @@ def test_grid_graph_is_exact_at_integer_scales(exported: tuple[LoadedModel, Path
     expected = render(model, lr, out_hw, precision="fp32")
     got = render(load_onnx(folder), lr, out_hw, tile=11)
     assert (got - expected).abs().max() <= EXACT
+
+
+def count_phase_runs(module: OnnxGridModel) -> list[int]:
+    """Record the pixels of every phase graph call of `module` from now on."""
+    calls: list[int] = []
+    session = module.phase_session
+
+    class Spy:
+        def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+            result = session.run(outputs, feed)
+            calls.append(result[0][0, 0].size)
+            return result
+
+    module.phase_session = Spy()
+    return calls
+
+
+@pytest.mark.parametrize("scale", range(2, 13))
+def test_phase_graph_equals_the_point_query_at_integer_scales(exported: tuple[LoadedModel, Path], scale: int) -> None:
+    """At integer scales 2…12 on an odd image the grid runs through the phase graph (all but its border strips)
+    and equals PyTorch's point query to fp32 exactness; in pieces of a few periods, too."""
+    model, folder = exported
+    if model.descriptor.arch not in WITH_PHASES:
+        pytest.skip("no phase graph for this model")
+    onnx_module = load_onnx(folder).module
+    lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(scale))
+    out_hw = (LR_HW[0] * scale, LR_HW[1] * scale)
+    ys, xs = axis_coords(out_hw[0]), axis_coords(out_hw[1])
+    cell = torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]])
+    coord = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).view(1, -1, 2)
+    with torch.no_grad():
+        expected = model.module.query(model.module.encode(lr), coord, cell.expand_as(coord)).view(*out_hw, 3)
+    feats = onnx_module.encode(lr)
+    calls = count_phase_runs(onnx_module)
+    whole = onnx_module.query_grid(feats, ys, xs, cell)
+    block_pixels = sum(calls)
+    assert block_pixels == (LR_HW[0] - 1) * (LR_HW[1] - 1) * scale**2  # between the first and last LR centres
+    onnx_module.grid_band = 3 * scale**2 * 5  # pieces of 3 × 5 cells, uneven against 28 × 16
+    pieces = onnx_module.query_grid(feats, ys, xs, cell)
+    assert len(calls) > 2
+    for got in (whole, pieces):
+        assert (got[0].permute(1, 2, 0) - expected).abs().max() <= EXACT
 
 
 @pytest.mark.parametrize("tile", [None, 9])
@@ -185,9 +230,11 @@ def test_upscaler_onnx_backend_equals_torch(
 
 
 def as_old_export(folder: Path, old: Path) -> Path:
-    """A copy of `folder` as an export from before the grid graph: no decoder_grid.onnx, no grid band."""
+    """A copy of `folder` as an export from before the grid graph: no decoder_grid.onnx (nor the phase graph, which
+    came later), no grid band."""
     shutil.copytree(folder, old)
     (old / GRID_FILE).unlink(missing_ok=True)
+    (old / PHASE_FILE).unlink(missing_ok=True)
     meta = json.loads((old / "model.json").read_text())
     meta.pop("grid_band", None)
     (old / "model.json").write_text(json.dumps(meta))
@@ -295,7 +342,7 @@ def test_an_int8_export_runs_close_to_fp32(tmp_path: Path) -> None:
     model = tiny("lite")
     export_onnx(model, tmp_path / "int8", int8=True)
     assert json.loads((tmp_path / "int8" / "model.json").read_text())["int8"] is True
-    for graph in ("encoder.onnx", "decoder.onnx", GRID_FILE):
+    for graph in ("encoder.onnx", "decoder.onnx", GRID_FILE, PHASE_FILE):
         weights = onnx.load(tmp_path / "int8" / graph).graph.initializer
         assert any(w.data_type == onnx.TensorProto.INT8 for w in weights), graph
     lr = torch.rand(1, 3, *LR_HW, generator=torch.Generator().manual_seed(8))

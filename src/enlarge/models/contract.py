@@ -2,7 +2,8 @@
 
 A model is a plain `nn.Module` that satisfies `SuperResolver` (encode an LR image once, query colours at any
 continuous coordinates); it may also satisfy `GridDecoder`, a fast path that decodes a whole output grid at once,
-and `BandedGridDecoder`, a grid path that may be run band by band from outside (the ONNX grid graph).
+and `BandedGridDecoder`, a grid path that may be run band by band from outside (the ONNX grid graph), and
+`PhaseBlockDecoder`, the phase-dense form of a centred block of an integer-scale grid (the ONNX phase graph).
 `check_contract` verifies a module once, when it is loaded, and `LoadedModel` records once which optional paths
 its module has, so the engine calls every model the same way and never probes one.
 """
@@ -59,6 +60,17 @@ class BandedGridDecoder(GridDecoder, Protocol):
     def grid_band(self) -> int:
         """Output pixels per call when the grid is decoded band by band."""
         ...
+
+
+@runtime_checkable
+class PhaseBlockDecoder(BandedGridDecoder, Protocol):
+    """A banded grid path with a traceable phase-dense form for integer scales: colours on a centred block
+    (`phases.centred_block`) from the LR cells `rows` × `cols` it spans and each phase's offsets to them, equal to
+    `query_grid` at those pixels (what the ONNX export traces as its phase graph)."""
+
+    def query_block(self, feats: Any, rows: torch.Tensor, cols: torch.Tensor, row_offsets: torch.Tensor,
+                    col_offsets: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor,
+                    cell: torch.Tensor) -> torch.Tensor: ...
 
 
 CONTRACT_MEMBERS = ("receptive_field", "encode", "query")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from enlarge.models.folded import FoldedHead, affine_layers, fold
+from enlarge.errors import ModelError
+from enlarge.models.folded import FoldedHead, affine_layers, fold, folded_block
 from enlarge.models.phases import AxisPhases, axis_phases
 
 # The official code nudges queries off cell borders by this much and clamps inside (-1, 1) by the same margin.
@@ -303,6 +304,40 @@ def decode_phases(
                 target = out[0, :, start : start + (rows - 1) * along_y.period + 1 : along_y.period,
                              px.start : px.start + (px.count - 1) * along_x.period + 1 : along_x.period]
                 target.copy_(mixed.view(rows, px.count, -1).permute(2, 0, 1))
+
+
+def decode_block(
+    features: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    row_offsets: torch.Tensor,
+    col_offsets: torch.Tensor,
+    layer: SplitLayer,
+) -> torch.Tensor:
+    """A centred block of an integer-scale grid (`phases.centred_block`), phase-densely and in the form an ONNX
+    trace takes → 1×channels×(R·P)×(W·Q).
+
+    `rows` (R + 1) and `cols` (W + 1): the LR cells the block spans, in order; output pixel (k·P + r, j·Q + c)
+    lies between the centres of cells `rows[k]`, `rows[k + 1]` and `cols[j]`, `cols[j + 1]`, which are its four
+    neighbours for every phase, at the offsets `row_offsets[r]` (P×2: to the lower and upper cell) and
+    `col_offsets[c]` (Q×2). So each neighbour's features are one shifted window of the cells, shared by every
+    phase pair, each phase pair adds constant geometry vectors and blends with constant weights, and the head
+    (one of ReLUs and Linears) runs folded over all of them at once (`folded.folded_block`); the phases are
+    interleaved by a reshape. No size comes from a Python int, so every size stays symbolic.
+    """
+    layers = affine_layers(layer.head)
+    if layers is None:
+        raise ModelError("the phase-dense block needs a head of ReLUs and Linears")
+    table = features.index_select(1, rows).index_select(2, cols).permute(1, 2, 0)  # (R+1)×(W+1)×C
+    lower_upper = (slice(None, -1), slice(1, None))
+    windows = torch.stack([table[lower_upper[vy], lower_upper[vx]] for vy, vx in SHIFT_INDICES], dim=2)  # R×W×4×C
+    row_terms = row_offsets.unsqueeze(-1) * layer.row_weight + layer.constant  # P×2×C
+    col_terms = col_offsets.unsqueeze(-1) * layer.col_weight  # Q×2×C
+    geometry = torch.stack([row_terms[:, vy, None] + col_terms[None, :, vx] for vy, vx in SHIFT_INDICES], dim=2)
+    blend = torch.stack(grid_weights(list(row_offsets.abs().unbind(-1)), list(col_offsets.abs().unbind(-1))), dim=-1)
+    pred = folded_block(layers, windows.flatten(0, 1), geometry, blend)  # P×Q×(R·W)×channels
+    pred = pred.unflatten(2, windows.shape[:2]).permute(4, 2, 0, 3, 1)  # channels×R×P×W×Q
+    return pred.flatten(3, 4).flatten(1, 2).unsqueeze(0)
 
 
 def head_input(

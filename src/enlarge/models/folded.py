@@ -100,3 +100,29 @@ def fold(layers: list[nn.Module], offset: torch.Tensor, blend: torch.Tensor, dty
     weight = (blend.view(-1, 1, 1) * last.weight.t()).to(dtype)
     constant = (blend.unsqueeze(-1) * folded_bias(last, offset, dtype)).sum(0)
     return FoldedHead(entry, tuple(steps), weight, constant)
+
+
+def folded_block(layers: list[nn.Module], inputs: torch.Tensor, offset: torch.Tensor,
+                 blend: torch.Tensor) -> torch.Tensor:
+    """`fold`'s head on every phase pair at once, in fp32 and in the form an ONNX trace takes (no size read into
+    Python) → P×Q×N×out: Σₙ blendₙ·head(inputsₙ + offsetₙ).
+
+    `inputs`: N×neighbours×C, shared by every phase pair (a phase-dense block's feature windows); `offset`:
+    P×Q×neighbours×C, each phase pair's geometry vectors; `blend`: P×Q×neighbours. As in `fold`, a ReLU on inputs
+    short of an offset is a `maximum` with its negation, and the last Linear takes the blend into per-phase-pair
+    weights, so the neighbours are summed inside one product per phase pair; here a Linear also passes the offset
+    on (through its weights, its bias added) instead of adding a bias, and its product is one with its own weights
+    (constants, which onnxruntime packs once). So the wide activations see only a `maximum` and a product per layer.
+    """
+    *body, last = layers
+    x = inputs.unsqueeze(0).unsqueeze(0)  # 1×1×N×neighbours×C: broadcast over the phase pairs
+    carried = offset.unsqueeze(2)  # P×Q×1×neighbours×C
+    for layer in body:
+        if isinstance(layer, nn.ReLU):
+            x = torch.maximum(x, carried.neg())
+        else:
+            x, carried = torch.matmul(x, layer.weight.t()), torch.matmul(carried, layer.weight.t()) + layer.bias
+    weight = blend.unsqueeze(2).unsqueeze(-1)  # P×Q×1×neighbours×1
+    constant = (weight * (torch.matmul(carried, last.weight.t()) + last.bias)).sum(-2)  # P×Q×1×out
+    blended = (blend.unsqueeze(-1).unsqueeze(-1) * last.weight.t()).flatten(2, 3)  # P×Q×(neighbours·in)×out
+    return torch.matmul(x.flatten(-2), blended) + constant

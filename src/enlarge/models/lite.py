@@ -20,7 +20,15 @@ from torch import nn
 
 from enlarge.models.bicubic import TAPS, bicubic_grid, sample_bicubic
 from enlarge.models.encoders import EDSR, conv3x3
-from enlarge.models.ensemble import decode_grid, ensemble_weights, gather_rows, neighbours, times_size
+from enlarge.models.ensemble import (
+    SplitLayer,
+    decode_block,
+    decode_grid,
+    ensemble_weights,
+    gather_rows,
+    neighbours,
+    times_size,
+)
 from enlarge.models.mlp import MLP
 
 GEOMETRY_DIMS = 4  # relative coordinate (y, x) and relative cell (h, w)
@@ -86,12 +94,30 @@ class Lite(nn.Module):
         Neighbours, offsets and ensemble weights are separable per row and column, so the geometry term is a
         row vector plus a column vector and no per-pixel coordinate tensor is built (`decode_grid`).
         """
-        hidden = feats.hidden.view(feats.hidden.shape[1:])  # hidden×h×w; not [0] or squeeze: copies in ONNX
+        hidden, layer = self._split_layer(feats, cell)
+        residual = decode_grid(hidden, ys, xs, layer.row_weight, layer.col_weight, layer.constant, layer.head,
+                               layer.channels, GRID_CHUNK)
+        return bicubic_grid(feats.lr, ys, xs).add_(residual, alpha=NORM_STD)
+
+    def query_block(self, feats: LiteFeatures, rows: torch.Tensor, cols: torch.Tensor, row_offsets: torch.Tensor,
+                    col_offsets: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """A centred block of an integer-scale grid (batch 1; `ensemble.decode_block`: LR cells `rows` × `cols`,
+        per-phase offsets) at output centres `ys` × `xs` → 1×3×len(ys)×len(xs), equal to `query_grid` there.
+
+        What the ONNX export traces for integer scales: the head runs as dense products over shifted windows of
+        the feature map, phase by phase pair at once, where `query_grid`'s traced form gathers every pixel.
+        """
+        hidden, layer = self._split_layer(feats, cell)
+        residual = decode_block(hidden, rows, cols, row_offsets, col_offsets, layer)
+        return bicubic_grid(feats.lr, ys, xs) + residual * NORM_STD
+
+    def _split_layer(self, feats: LiteFeatures, cell: torch.Tensor) -> tuple[torch.Tensor, SplitLayer]:
+        """The hidden map (hidden×h×w) and the first layer's coordinate terms for an output grid of `cell` (2,)."""
+        hidden = feats.hidden.view(feats.hidden.shape[1:])  # not [0] or squeeze: copies in ONNX
         h, w = hidden.shape[-2:]
         weight = self.from_geometry.weight  # hidden×4: (rel y, rel x, cell h, cell w)
         constant = weight[:, 2] * (cell[0] * h) + weight[:, 3] * (cell[1] * w)
-        residual = decode_grid(hidden, ys, xs, weight[:, 0], weight[:, 1], constant, self.head, RGB, GRID_CHUNK)
-        return bicubic_grid(feats.lr, ys, xs).add_(residual, alpha=NORM_STD)
+        return hidden, SplitLayer(weight[:, 0], weight[:, 1], constant, self.head, RGB)
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         return self.query(self.encode(lr), coord, cell)

@@ -83,3 +83,52 @@ def axis_phases(coords: torch.Tensor, n: int) -> AxisPhases | None:
         offsets = tuple((x - 2 * p * c - p) / p for c in cells)  # 2·(x/2p − c − ½)
         phases.append(Phase(lo + r, len(range(lo + r, hi, p)), cells, offsets))
     return AxisPhases(p, q, lo, hi, tuple(phases))
+
+
+@dataclass(frozen=True)
+class CentredBlock:
+    """Output pixels `[start, start + periods·period)` of an integer-scale axis, whole periods between LR cell
+    centres: the k-th period's pixels all lie between the centres of cells `first + k` and `first + k + 1`, which
+    are their two neighbours for every phase, so each phase's neighbours are the same shifted run of cells.
+
+    `offsets[r]`: the pixels `start + r`, `start + r + period`, …'s offsets to their lower and upper cell.
+    """
+
+    period: int
+    start: int
+    periods: int
+    first: int
+    offsets: tuple[tuple[float, ...], ...]
+
+    def span(self) -> slice:
+        """The block's output pixels."""
+        return slice(self.start, self.start + self.periods * self.period)
+
+    def cells(self, periods: slice | None = None) -> torch.Tensor:
+        """The LR cells (int64) that the block's periods (all, or the slice `periods` of them) lie between."""
+        lo, hi, _ = (periods or slice(None)).indices(self.periods)
+        return torch.arange(self.first + lo, self.first + hi + 1)
+
+    def offset_table(self) -> torch.Tensor:
+        """`offsets` as a period×2 float32 tensor."""
+        return torch.tensor(self.offsets, dtype=torch.float32)
+
+
+def centred_block(axis: AxisPhases) -> CentredBlock | None:
+    """The whole periods of `axis`' regular block between LR cell centres, or None when the axis is not of an
+    integer scale (a step of one LR cell per period) or holds no whole such period.
+
+    The regular block starts at any phase; its first pixel whose lower cell is one further on starts the
+    centred block (or the block's own first pixel, when every phase shares its lower cell).
+    """
+    if axis.step != 1:
+        return None
+    p = axis.period
+    base = axis.phases[0].cells[0]
+    turn = next((r for r, ph in enumerate(axis.phases) if ph.cells[0] != base), p)
+    start = axis.lo + turn % p
+    periods = (axis.hi - start) // p
+    if periods < 1:
+        return None
+    phases = [axis.phases[(turn + r) % p] for r in range(p)]
+    return CentredBlock(p, start, periods, base + int(turn < p), tuple(ph.offsets for ph in phases))
