@@ -13,7 +13,8 @@ are the page's own measure of the enlargement (decode and PNG encoding apart, sh
 process's peak resident memory (VmHWM, the kernel's high-water mark of the tab's process, so no sample is
 missed) and the JS heap.
 
-Timings taken while other processes compete for the CPU (load average above BUSY_LOAD per core) are marked busy.
+Timings taken while another process used the CPU (`machine_info.heavy_processes`, sampled before the run and
+after each row; the load average would count a process paused a minute ago) are marked busy.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import psutil
-from machine_info import cpu_summary  # beside this script
+from machine_info import cpu_summary, heavy_processes  # beside this script
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,6 @@ SCALE = 2
 ONE_MP = (1224, 816)  # 0.999 MP input: the target's "1 MP ×2"
 TWELVE_MP = (4243, 2828)  # 12.0 MP input, ×2 → 48 MP
 REPEATS = 3
-BUSY_LOAD = 0.5  # load average per core above which another process is competing
 WINDOW = (1400, 1000)
 WAIT_S = 3600.0
 POLL_S = 0.5
@@ -176,6 +175,7 @@ def main() -> int:
 
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()[0]
+    others = heavy_processes()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="enlarge-browser-") as tmp:
         folder = Path(tmp)
@@ -190,12 +190,14 @@ def main() -> int:
                 total = statistics.median(r["total"] for r in runs[1:])
                 rows.append(Row(name, str(facts["threads"]), render, out_mp, f"page total {total:.2f} s"))
                 print(rows[-1], flush=True)
+                others += heavy_processes()
         finally:
             server.shutdown()
         for backend, label in (("onnx", "Python ONNX"), ("torch", "PyTorch fp32")):
             for threads in sorted({1, cores}):
                 rows.append(Row(label, str(threads), time_python(image, backend, threads), out_mp))
                 print(rows[-1], flush=True)
+                others += heavy_processes()
         big = None
         if args.photo_12mp:
             from selenium.common.exceptions import WebDriverException
@@ -208,17 +210,16 @@ def main() -> int:
                 big = str(exc).splitlines()[0]
             print(big, flush=True)
     load_after = os.getloadavg()[0]
-    text = report(rows, big, load_before, load_after, cores, app.runtime_version)
+    text = report(rows, big, load_before, load_after, sorted(set(others)), app.runtime_version)
     print(text)
     if args.write:
         RESULT.write_text(text)
     return 0
 
 
-def report(rows: list[Row], big: tuple[dict, dict] | str | None, load_before: float, load_after: float, cores: int,
-           runtime: str) -> str:
+def report(rows: list[Row], big: tuple[dict, dict] | str | None, load_before: float, load_after: float,
+           others: list[str], runtime: str) -> str:
     reference = next(r for r in rows if r.path == "Python ONNX" and r.threads == "1")
-    busy = max(load_before, load_after) / cores > BUSY_LOAD
     lines = [
         "# In the browser",
         "",
@@ -229,8 +230,7 @@ def report(rows: list[Row], big: tuple[dict, dict] | str | None, load_before: fl
         "1 thread, measured in the same run.",
         "",
         f"Machine: {cpu_summary()}; load average {load_before:.2f} before, {load_after:.2f} after"
-        + (" — **measured on a busy machine** (other processes competed for the CPU; the lead re-measures idle)."
-           if busy else "."),
+        + (f" — **measured on a busy machine**: {'; '.join(others)}." if others else "; no other process used the CPU."),
         "",
         "| path | threads | s | s per output MP | ratio | note |",
         "|---|---|---|---|---|---|",
