@@ -447,9 +447,13 @@ class OnnxGridModel(OnnxModel):
 
     def _decode_grid(self, feats: tuple[torch.Tensor, ...], rows: np.ndarray, cols: np.ndarray, cell: np.ndarray,
                      out: np.ndarray) -> None:
-        """The grid `rows` × `cols` into `out` (1×3×R×C), through the grid graph in bands of rows."""
+        """The grid `rows` × `cols` into `out` (1×3×R×C), through the grid graph in bands of rows. The graph
+        gathers each band's rows across the whole LR width before it picks the columns, so a band costs its rows
+        times the wider of the two: a narrow border strip beside a phase block goes in short bands (as one band of
+        a 2,000-row strip it held 1.3 GB)."""
         feed = self._feed(feats, self.grid_inputs, {XS: cols, CELL: cell})
-        for band in row_chunks(len(rows), len(cols), self.grid_band):
+        width = max(len(cols), feats[0].shape[-1])
+        for band in row_chunks(len(rows), width, self.grid_band):
             feed[YS] = rows[band]
             out[:, :, band] = self.grid_session.run([RGB_OUTPUT], feed)[0]
 
