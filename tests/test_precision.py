@@ -24,7 +24,7 @@ from enlarge.imageio import DecodedImage
 from enlarge.metrics import psnr
 from enlarge.models import build, load_model
 from enlarge.models.card import ModelCard
-from enlarge.training.config import resolve_precision as training_precision
+from enlarge.training.config import training_precision
 from enlarge.models.registry import LoadedModel, describe
 from enlarge.sizing import SizeRequest
 from enlarge.upscaler import Upscaler

@@ -36,7 +36,7 @@ from enlarge.errors import ConfigError, ModelError
 from enlarge.models import LoadedModel, load_model
 from enlarge.models.registry import describe
 from enlarge.training.checkpoint import LOG, fp32_state, load_state, save_state
-from enlarge.training.config import RUNS_DIR, TrainConfig, load_config, resolve_precision, resolve_threads
+from enlarge.training.config import RUNS_DIR, TrainConfig, load_config, resolve_threads, training_precision
 from enlarge.training.data import Prefetcher, Sampling, load_training_images, make_batch
 from enlarge.training.loop import (
     PROGRESS_INTERVAL_S,
@@ -166,7 +166,7 @@ class Compressor:
             changed = sorted(k for k in self.identity if state["identity"].get(k) != self.identity[k])
             raise ConfigError(f"the run was started with other settings ({', '.join(changed)} differ); only "
                               "the allowed PSNR drop, the number to remove and the config's runtime fields may change on resume")
-        self.precision, warning = resolve_precision(state["precision"] if state is not None else config.precision)
+        self.precision, warning = training_precision(state["precision"] if state is not None else config.precision)
         if warning is not None:
             say(warning)
         torch.set_num_threads(resolve_threads(config.threads))

@@ -249,7 +249,7 @@ def train_config_schema() -> dict[str, Any]:
     return TypeAdapter(TrainConfig).json_schema()
 
 
-def resolve_precision(precision: str, device_type: str = "cpu") -> tuple[str, str | None]:
+def training_precision(precision: str, device_type: str = "cpu") -> tuple[str, str | None]:
     """The precision a run trains in on `device_type`, and a warning when it is not the one asked for.
 
     `auto` and `bf16` give bf16 only where the device runs it natively: emulated bf16 on a CPU without AVX512-BF16

@@ -36,7 +36,7 @@ from enlarge.metrics import psnr
 from enlarge.models.registry import LoadedModel, build, describe, load_state_strict, parameter_count
 from enlarge.resize import imresize
 from enlarge.training.checkpoint import BEST, LAST, LOG, Checkpoint, fp32_state, load_checkpoint, save_checkpoint, save_state
-from enlarge.training.config import TrainConfig, load_config, resolve_precision, resolve_threads
+from enlarge.training.config import TrainConfig, load_config, resolve_threads, training_precision
 from enlarge.imagefolders import read_rgb8
 from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, load_training_images
 from enlarge.training.warm_start import initial_weights
@@ -136,7 +136,7 @@ def train(
             f"the checkpoint was made with a different config (hash {checkpoint.config_hash}, now {config_hash}); "
             "only steps, threads, logging, validation and checkpoint settings may change on resume"
         )
-    precision, warning = resolve_precision(checkpoint.precision if checkpoint is not None else config.precision,
+    precision, warning = training_precision(checkpoint.precision if checkpoint is not None else config.precision,
                                            device.type)
     if warning is not None:
         _say(warning)
