@@ -35,6 +35,8 @@ import psutil
 from machine_info import cpu_summary, heavy_processes  # beside this script
 from PIL import Image
 
+from enlarge import procfs
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from chromium import start_chromium  # noqa: E402  (the tests' headless Chromium)
@@ -50,7 +52,6 @@ WINDOW = (1400, 1000)
 WAIT_S = 3600.0
 POLL_S = 0.5
 BYTES_PER_MB = 1024 * 1024
-KIB = 1024
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TAB_LIMIT_MB = 2048  # the target: a 12 MP photo ×2 without the tab exceeding 2 GB
 
@@ -119,13 +120,8 @@ def renderer_peak_mb(profile: Path) -> float:
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
         if "--type=renderer" in cmdline and str(profile) in cmdline:
-            try:
-                status = Path(f"/proc/{process.pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks.append(int(line.split()[1]) * KIB / BYTES_PER_MB)
+            if (peak := procfs.peak_rss_bytes(process.pid)) is not None:
+                peaks.append(peak / BYTES_PER_MB)
     return max(peaks, default=float("nan"))
 
 

@@ -27,6 +27,7 @@ from enlarge.threads import (
 
 TIMEOUT_S = 120
 REAP_WAIT_S = 10  # the guard looks every second
+PEAK_PROBE_BYTES = 200 * 1024 * 1024  # larger than the test process holds without it
 
 
 @pytest.mark.parametrize(
@@ -121,3 +122,15 @@ def test_procfs_reads_this_process() -> None:
     assert stat is not None and stat.parent == os.getppid() and stat.cpu_ticks >= 0
     assert stat.pid in {process.pid for process in procfs.all_processes()}
     assert procfs.read_stat(-1) is None
+
+
+def test_procfs_peak_memory_holds_a_short_peak() -> None:
+    import numpy as np
+
+    before = procfs.peak_rss_bytes(os.getpid())
+    block = np.ones(PEAK_PROBE_BYTES, dtype=np.uint8)  # touched, so resident
+    del block
+    after = procfs.peak_rss_bytes(os.getpid())
+    assert before is not None and after is not None and after >= before
+    assert after >= PEAK_PROBE_BYTES  # the peak stays after the memory is freed
+    assert procfs.peak_rss_bytes(-1) is None

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+PEAK_RSS_FIELD = "VmHWM:"  # in /proc/PID/status: the kernel's high-water mark of resident memory, in KiB
+BYTES_PER_KIB = 1024
 STATE, PPID, UTIME, STIME, START_TIME = 0, 1, 11, 12, 19  # positions after the command name
 ZOMBIE = "Z"
 
@@ -55,6 +57,19 @@ def read_stat(pid: int | str) -> ProcessStat | None:
     except (OSError, ValueError):
         return None
     return ProcessStat(int(pid), command, rest.split())
+
+
+def peak_rss_bytes(pid: int | str) -> int | None:
+    """The most resident memory process `pid` has held so far (the kernel keeps the mark, so no sampling can miss
+    a short peak); None if it has ended or the system does not say."""
+    try:
+        lines = (PROC / str(pid) / "status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(PEAK_RSS_FIELD):
+            return int(line.split()[1]) * BYTES_PER_KIB
+    return None
 
 
 def all_processes() -> list[ProcessStat]:
