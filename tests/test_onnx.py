@@ -157,7 +157,7 @@ def test_phase_graph_equals_the_point_query_at_integer_scales(exported: tuple[Lo
     whole = onnx_module.query_grid(feats, ys, xs, cell)
     block_pixels = sum(calls)
     assert block_pixels == (LR_HW[0] - 1) * (LR_HW[1] - 1) * scale**2  # between the first and last LR centres
-    onnx_module.grid_band = 3 * scale**2 * 5  # pieces of 3 × 5 cells, uneven against 28 × 16
+    onnx_module.phase_band = 3 * scale**2 * 5  # pieces of 3 × 5 cells, uneven against 28 × 16
     pieces = onnx_module.query_grid(feats, ys, xs, cell)
     assert len(calls) > 2
     for got in (whole, pieces):

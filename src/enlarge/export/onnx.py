@@ -71,6 +71,11 @@ SINGLE_FEATURE = "features"  # the name of the one output of an encoder that ret
 # are no larger than lite's PyTorch chunk: lite ×2 and ×4 on 256×256 (benchmarks/interleaved.py, busy 2-core Xeon,
 # 1 thread) ran 1.04× PyTorch fp32's time with bands of 8192 pixels, 1.2–1.5× with 16384 or 32768.
 MIN_ONNX_BAND = 8192
+# The phase graph's pieces hold this many grid bands of pixels: its wide intermediates are dense products and
+# maximums, and each call repeats the gathers, the bicubic skip and the geometry of its piece; lite 256² at 1 thread
+# (busy 2-core EPYC) ran in 0.93× (×8), 0.96× (×4) and 0.98× (×2) the time with pieces of 4 bands as with 1;
+# 8 were no better. ×8 from 256² peaks at 652 MB (562 with 1).
+PHASE_BANDS = 4
 EXAMPLE_LR = (24, 32)  # (h, w) of the tracing example
 EXAMPLE_SCALE = 2
 CHECK_LR = (19, 13)  # the self-check: another size, aspect ratio (portrait) and a non-integer scale
@@ -389,6 +394,7 @@ class OnnxGridModel(OnnxModel):
         self.grid_band = grid_band
         self.grid_inputs = {i.name for i in grid.get_inputs()}
         self.phase_session = phases
+        self.phase_band = grid_band * PHASE_BANDS  # pixels per call of the phase graph
         self.phase_inputs = {i.name for i in phases.get_inputs()} if phases is not None else set()
 
     def query_grid(self, feats: tuple[torch.Tensor, ...], ys: torch.Tensor, xs: torch.Tensor,
@@ -434,11 +440,11 @@ class OnnxGridModel(OnnxModel):
     def _decode_block(self, feats: tuple[torch.Tensor, ...], by: CentredBlock, bx: CentredBlock, rows: np.ndarray,
                       cols: np.ndarray, cell: np.ndarray, out: np.ndarray) -> None:
         """The centred block `by` × `bx` into `out`, through the phase graph in pieces of whole periods of about
-        `grid_band` pixels: bands of periods of rows, and of columns where one period of rows is more (the
-        graph's activations, about 1 KB a pixel, then stay in cache)."""
+        `phase_band` pixels: bands of periods of rows, and of columns where one period of rows is more (the
+        graph's activations, about 2 KB a pixel, stay bounded)."""
         feed = self._feed(feats, self.phase_inputs, {
             ROW_OFFSETS: by.offset_table().numpy(), COL_OFFSETS: bx.offset_table().numpy(), CELL: cell})
-        cells = max(1, self.grid_band // (by.period * bx.period))  # LR cells per call
+        cells = max(1, self.phase_band // (by.period * bx.period))  # LR cells per call
         across = min(bx.periods, cells)
         for band in row_chunks(by.periods, across, cells):
             y = slice(by.start + band.start * by.period, by.start + band.stop * by.period)
