@@ -16,6 +16,7 @@ from enlarge.cli.main import main
 from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.export import web
+from enlarge.export.onnx import PHASE_BANDS
 from enlarge.export.web import APP_FILES, MODELS_SCRIPT, ORT_BINARY, ORT_DIST, ORT_FOLDER, ORT_LOADER, ORT_SCRIPT
 from enlarge.export.web import FRAGMENTS, ORT_PACKAGE, PAGE, SHARED_FILES, WASM_SCRIPT, export_web, in_browser_page
 from enlarge.fidelity import INVISIBLE_ALPHA
@@ -82,6 +83,7 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
         assert [o.name for o in grid.graph.output] == ["rgb"]
     phases = onnx.load_from_string(base64.b64decode(lite["phases"]))  # lite decodes integer scales on it
     assert {"row_cells", "col_cells", "row_offsets", "col_offsets", "ys", "xs"} <= {i.name for i in phases.graph.input}
+    assert lite["phase_band"] == lite["grid_band"] * PHASE_BANDS
     assert bicubic["phases"] is None  # no phase graph: the page decodes every scale on the grid graph
 
 

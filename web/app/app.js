@@ -390,7 +390,7 @@ function ownedRange(centresLr, span) {
 }
 
 // The decoder runs of one tile, as OnnxGridModel.query_grid makes them: where the model has a phase graph and
-// both axes are of an integer scale, the centred block through it in pieces of whole periods (about grid_band
+// both axes are of an integer scale, the centred block through it in pieces of whole periods (about phase_band
 // pixels: bands of periods of rows, of columns where one period of rows is more), then the strips around the
 // block through the grid graph; else the whole grid through the grid graph. A grid run is a band of rows about
 // grid_band pixels over the wider of its columns and the tile's LR width (the graph gathers a band's rows across
@@ -410,7 +410,7 @@ function tileRuns(ys, xs, h, w, model) {
     gridRuns(0, ys.length, 0, xs.length);
     return { runs, block: null };
   }
-  const cells = Math.max(1, Math.floor(band / (by.period * bx.period)));  // LR cells per run
+  const cells = Math.max(1, Math.floor(model.phase_band / (by.period * bx.period)));  // LR cells per run
   const across = Math.min(bx.periods, cells);
   const down = Math.max(1, Math.floor(cells / across));
   for (let k = 0; k < by.periods; k += down) {

@@ -10,8 +10,8 @@
   `web/package-lock.json`; `make web-deps` installs it);
 - `ort/wasm.js`: onnxruntime-web's WebAssembly binary and its loader module, as strings in a classic script;
 - `models.js`: each model's encoder and grid decoder graphs, and its phase graph where it has one (the ONNX export
-  of `export/onnx.py`), and what the page needs to run them as the Python engine does (receptive field, grid band,
-  tile sizes, the phase lattice's period limit and tolerance, alpha fidelity thresholds).
+  of `export/onnx.py`), and what the page needs to run them as the Python engine does (receptive field, grid and
+  phase bands, tile sizes, the phase lattice's period limit and tolerance, alpha fidelity thresholds).
 
 Why everything is a classic script: from `file://` Chrome refuses `fetch`, module scripts and `import()` of
 files, but runs `<script src>`. The page hands the binary to onnxruntime (`env.wasm.wasmBinary`) and imports the
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
-from enlarge.export.onnx import ENCODER_FILE, GRID_FILE, META_FILE, PHASE_FILE, export_onnx
+from enlarge.export.onnx import ENCODER_FILE, GRID_FILE, META_FILE, PHASE_BANDS, PHASE_FILE, export_onnx
 from enlarge.fileutil import atomic_write_text
 from enlarge.models.phases import LATTICE_TOLERANCE, MAX_PERIOD, SHIFTS
 from enlarge.models.registry import LoadedModel
@@ -164,4 +164,5 @@ def _model_entry(model: LoadedModel) -> dict[str, object]:
         "encoder": base64.b64encode(encoder).decode("ascii"),
         "grid": base64.b64encode(grid).decode("ascii"),
         "phases": base64.b64encode(phases).decode("ascii") if phases is not None else None,
+        "phase_band": meta["grid_band"] * PHASE_BANDS,  # pixels per phase graph run, as OnnxGridModel's phase_band
     }
