@@ -84,7 +84,10 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
     phases = onnx.load_from_string(base64.b64decode(lite["phases"]))  # lite decodes integer scales on it
     assert {"row_cells", "col_cells", "row_offsets", "col_offsets", "ys", "xs"} <= {i.name for i in phases.graph.input}
     assert lite["phase_band"] == lite["grid_band"] * PHASE_BANDS
-    assert bicubic["phases"] is None  # no phase graph: the page decodes every scale on the grid graph
+    points = onnx.load_from_string(base64.b64decode(lite["points"]))  # the strips beside a phase block
+    assert {"coord", "cell"} <= {i.name for i in points.graph.input}
+    assert [o.name for o in points.graph.output] == ["rgb"]
+    assert bicubic["phases"] is None and bicubic["points"] is None  # the page decodes every scale on the grid graph
 
 
 def test_page_and_fragments_must_match() -> None:

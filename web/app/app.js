@@ -22,8 +22,9 @@ const PNG_CHUNK_OVERHEAD = 12;             // length, type, CRC
 const PNG_ALPHA_CHANNELS = { 4: 2, 6: 4 }; // colour type → channels, for the types with alpha decoded here          // in the file: signature (8), IHDR length + type (8), 9 bytes of IHDR
 
 const state = { file: null, inputUrl: null, inputSize: null, outputUrl: null, busy: false, ready: false };
-const sessions = new Map();                // model name → { encoder, grid, phases (or null) }
-const graphRuns = { grid: 0, phases: 0 };  // decoder graph runs of the current enlargement
+const sessions = new Map();                // model name → { encoder, grid, phases, points (both or neither) }
+const GRAPHS = ["grid", "phases", "points"];  // the decoder graphs a run may go through
+const graphRuns = { grid: 0, phases: 0, points: 0 };  // decoder graph runs of the current enlargement
 window.enlargeTimings = null;              // the last run's seconds and graph runs, for tests and benchmarks
 
 function base64Bytes(text) {
@@ -75,7 +76,8 @@ function setUpRuntime() {
   updateButton();
 }
 
-// The model's graphs as sessions: the encoder, the grid decoder and, where the model has one, the phase decoder.
+// The model's graphs as sessions: the encoder, the grid decoder and, where the model has them, the phase decoder
+// and the point decoder (for the strips beside a phase block).
 async function modelSessions(model) {
   if (!sessions.has(model.name)) {
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
@@ -83,7 +85,8 @@ async function modelSessions(model) {
     const encoder = await create(model.encoder);
     const grid = await create(model.grid);
     const phases = model.phases ? await create(model.phases) : null;
-    sessions.set(model.name, { encoder, grid, phases });
+    const points = model.points ? await create(model.points) : null;
+    sessions.set(model.name, { encoder, grid, phases, points });
   }
   return sessions.get(model.name);
 }
@@ -391,19 +394,23 @@ function ownedRange(centresLr, span) {
 
 // The decoder runs of one tile, as OnnxGridModel.query_grid makes them: where the model has a phase graph and
 // both axes are of an integer scale, the centred block through it in pieces of whole periods (about phase_band
-// pixels: bands of periods of rows, of columns where one period of rows is more), then the strips around the
-// block through the grid graph; else the whole grid through the grid graph. A grid run is a band of rows about
-// grid_band pixels over the wider of its columns and the tile's LR width (the graph gathers a band's rows across
-// the whole LR width). Each run: the tile's output rows [r0, r1) and columns [c0, c1); a phase run also the LR
-// cells its periods lie between (first row and column cell, and how many).
+// pixels: bands of periods of rows, of columns where one period of rows is more), the strips above and below the
+// block through the grid graph and the strips beside it (a period or so wide) through the point graph; else the
+// whole grid through the grid graph. A grid run is a band of rows about grid_band pixels over the wider of its
+// columns and the tile's LR width (the graph gathers a band's rows across the whole LR width); a point run a band
+// of about grid_band pixels (one run covers a narrow strip's height). Each run: its graph, the tile's output rows
+// [r0, r1) and columns [c0, c1); a phase run also the LR cells its periods lie between (first row and column
+// cell, and how many).
 function tileRuns(ys, xs, h, w, model) {
   const band = model.grid_band;
   const runs = [];
-  const gridRuns = (r0, r1, c0, c1) => {
+  const bandRuns = (graph, r0, r1, c0, c1, width) => {
     if (r1 <= r0 || c1 <= c0) return;
-    const rows = Math.max(1, Math.floor(band / Math.max(c1 - c0, w)));
-    for (let r = r0; r < r1; r += rows) runs.push({ phases: false, r0: r, r1: Math.min(r + rows, r1), c0, c1 });
+    const rows = Math.max(1, Math.floor(band / width));
+    for (let r = r0; r < r1; r += rows) runs.push({ graph, r0: r, r1: Math.min(r + rows, r1), c0, c1 });
   };
+  const gridRuns = (r0, r1, c0, c1) => bandRuns("grid", r0, r1, c0, c1, Math.max(c1 - c0, w));
+  const pointRuns = (r0, r1, c0, c1) => bandRuns("points", r0, r1, c0, c1, c1 - c0);
   const by = model.phases ? centredBlock(axisPhases(ys, h)) : null;
   const bx = by ? centredBlock(axisPhases(xs, w)) : null;
   if (!by || !bx) {
@@ -418,7 +425,7 @@ function tileRuns(ys, xs, h, w, model) {
     for (let j = 0; j < bx.periods; j += across) {
       const j1 = Math.min(j + across, bx.periods);
       runs.push({
-        phases: true, r0: by.start + k * by.period, r1: by.start + k1 * by.period,
+        graph: "phases", r0: by.start + k * by.period, r1: by.start + k1 * by.period,
         c0: bx.start + j * bx.period, c1: bx.start + j1 * bx.period,
         rowCells: [by.first + k, k1 - k + 1], colCells: [bx.first + j, j1 - j + 1],
       });
@@ -428,8 +435,8 @@ function tileRuns(ys, xs, h, w, model) {
   const [left, right] = [bx.start, bx.start + bx.periods * bx.period];
   gridRuns(0, top, 0, xs.length);
   gridRuns(bottom, ys.length, 0, xs.length);
-  gridRuns(top, bottom, 0, left);
-  gridRuns(top, bottom, right, xs.length);
+  pointRuns(top, bottom, 0, left);
+  pointRuns(top, bottom, right, xs.length);
   return { runs, block: { rowOffsets: by.offsets, colOffsets: bx.offsets } };
 }
 
@@ -467,6 +474,31 @@ function toLocal(global, start, length, full) {
 }
 
 const floats = (values) => new ort.Tensor("float32", values, [values.length]);
+
+// The point graph's inputs for the grid `rows` × `cols`: each pixel's (y, x) centre and the cell, 1 × Q × 2.
+function pointInputs(rows, cols, cell) {
+  const count = rows.length * cols.length;
+  const coord = new Float32Array(2 * count);
+  const cells = new Float32Array(2 * count);
+  for (let y = 0; y < rows.length; y++) {
+    for (let x = 0; x < cols.length; x++) {
+      const q = 2 * (y * cols.length + x);
+      coord[q] = rows[y];
+      coord[q + 1] = cols[x];
+      cells[q] = cell[0];
+      cells[q + 1] = cell[1];
+    }
+  }
+  const shape = [1, count, 2];
+  return { coord: new ort.Tensor("float32", coord, shape), cell: new ort.Tensor("float32", cells, shape) };
+}
+
+// The point graph's 1 × Q × 3 output as 3 planes of Q values, the layout the grid and phase graphs give.
+function toPlanes(interleaved, count) {
+  const planes = new Float32Array(RGB * count);
+  for (let q = 0; q < count; q++) for (let c = 0; c < RGB; c++) planes[c * count + q] = interleaved[q * RGB + c];
+  return planes;
+}
 const cellRun = ([first, count]) => new ort.Tensor("int64", BigInt64Array.from({ length: count },
   (_, i) => BigInt(first + i)), [count]);
 
@@ -495,12 +527,21 @@ async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
       shared.col_offsets = new ort.Tensor("float32", block.colOffsets, [block.colOffsets.length / 2, 2]);
     }
     for (const run of job.runs) {
-      const values = { ...shared, ys: floats(ys.subarray(run.r0, run.r1)), xs: floats(xs.subarray(run.c0, run.c1)) };
-      if (run.phases) Object.assign(values, { row_cells: cellRun(run.rowCells), col_cells: cellRun(run.colCells) });
-      const session = run.phases ? sessions.phases : sessions.grid;
-      const { rgb } = await session.run(feedOf(session, values));
-      graphRuns[run.phases ? "phases" : "grid"]++;
-      sink(job.r0 + run.r0, job.c0 + run.c0, run.r1 - run.r0, run.c1 - run.c0, rgb.data);
+      const [rows, cols] = [ys.subarray(run.r0, run.r1), xs.subarray(run.c0, run.c1)];
+      const session = sessions[run.graph];
+      let planes;
+      if (run.graph === "points") {
+        const { rgb } = await session.run(feedOf(session, { ...shared, ...pointInputs(rows, cols, shared.cell.data) }));
+        planes = toPlanes(rgb.data, rows.length * cols.length);
+      } else {
+        const values = { ...shared, ys: floats(rows), xs: floats(cols) };
+        if (run.graph === "phases") {
+          Object.assign(values, { row_cells: cellRun(run.rowCells), col_cells: cellRun(run.colCells) });
+        }
+        planes = (await session.run(feedOf(session, values))).rgb.data;
+      }
+      graphRuns[run.graph]++;
+      sink(job.r0 + run.r0, job.c0 + run.c0, rows.length, cols.length, planes);
       step();
       await breathe();
     }
@@ -890,7 +931,7 @@ async function enlarge(event) {
     await modelSessions(model);
     phase.name = "Enlarging";
     const renderStarted = performance.now();
-    Object.assign(graphRuns, { grid: 0, phases: 0 });
+    for (const graph of GRAPHS) graphRuns[graph] = 0;
     const image = finish(await enlargeChannels(model, decoded, plan.render, (fraction) => {
       progress.value = 100 * fraction;
     }), plan);
