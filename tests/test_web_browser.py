@@ -1,8 +1,9 @@
 """The page of `enlarge export --web` in a real browser: headless Chromium opens the exported folder from disk
-(file://), enlarges at ×2.5, to exact sizes (a stretch that also shrinks one axis, a pad), an image with alpha
-and one large enough to be tiled, downloads each result and compares it with the Python ONNX path: within one
-level of 255. Nothing may be requested from the network; the compare slider and the layout work as on the
-served page.
+(file://), enlarges at ×2.5, at integer scales (the phase graph on the centred block, the grid graph on the strips
+around it), to exact sizes (a stretch that also shrinks one axis, a pad), an image with alpha and one large enough
+to be tiled, downloads each result and compares it with the Python ONNX path: within one level of 255. The page's
+port of the phase geometry finds the blocks Python finds. Nothing may be requested from the network; the compare
+slider and the layout work as on the served page.
 
 Needs chromium, chromedriver and selenium (`make browser-deps`) and onnxruntime-web (`make web-deps`): without
 them the test is skipped with a loud reason, except under CI=true, where it fails. Screenshots go to pytest's
@@ -35,6 +36,7 @@ DESKTOP = (1400, 1000)
 PHONE = (390, 844)
 SLIDER_START = 50
 MIN_PROGRESS_STEPS_SEEN = 3  # distinct progress values between 0 and 100 the driver must read during a tiled run
+ANSWERING_SCALE = "3"  # phase runs, tiled: ×2 (after the side strips left the grid graph) ends in too few runs
 LOCAL_SCHEMES = ("file:", "blob:", "data:")
 
 pytestmark = pytest.mark.slow  # a browser starts and runs the model
@@ -57,6 +59,9 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from enlarge.engine.query import to_local  # noqa: E402
+from enlarge.engine.tiling import plan_tiles  # noqa: E402
+from enlarge.models.phases import MAX_PERIOD, axis_phases, centred_block  # noqa: E402
 from enlarge.models.registry import load_model  # noqa: E402
 from enlarge.sizing import SizeRequest  # noqa: E402
 from enlarge.upscaler import ONNX_BACKEND, Upscaler  # noqa: E402
@@ -139,28 +144,65 @@ def _enlarge_in_browser(driver: WebDriver, image: Path, request: SizeRequest, do
     return target
 
 
-CASES = [
-    ("spoon", SizeRequest(scale=2.5)),
-    ("spoon", SizeRequest(size=(301, 177), fit="stretch")),  # non-integer scales, unequal per axis
-    ("spoon", SizeRequest(size=(200, 60), fit="stretch")),  # enlarges x, shrinks y (the model, then Lanczos)
-    ("spoon", SizeRequest(size=(250, 250), fit="cover")),
-    ("spoon-alpha", SizeRequest(scale=2.5)),
-    ("spoon-alpha", SizeRequest(size=(250, 250), fit="pad")),
-    ("large", SizeRequest(scale=1.2)),  # tiles of the engine's size, with their margins
+GRID = {"grid"}
+PHASES = {"grid", "phases", "points"}  # the centred blocks, the strips above and below them, the strips beside them
+CASES = [  # (image, request, the decoder graphs the page must run)
+    ("spoon", SizeRequest(scale=2.5), GRID),
+    ("spoon", SizeRequest(scale=3), PHASES),
+    ("spoon", SizeRequest(size=(301, 177), fit="stretch"), GRID),  # non-integer scales, unequal per axis
+    ("spoon", SizeRequest(size=(240, 200), fit="stretch"), GRID),  # ×2 across but ×2.5 down: no block
+    ("spoon", SizeRequest(size=(200, 60), fit="stretch"), GRID),  # enlarges x, shrinks y (the model, then Lanczos)
+    ("spoon", SizeRequest(size=(250, 250), fit="cover"), GRID),
+    ("spoon-alpha", SizeRequest(scale=2.5), GRID),
+    ("spoon-alpha", SizeRequest(scale=2), PHASES),  # two unclamped passes, each with its block and strips
+    ("spoon-alpha", SizeRequest(size=(250, 250), fit="pad"), GRID),
+    ("large", SizeRequest(scale=1.2), GRID),  # tiles of the engine's size, with their margins
+    ("large", SizeRequest(scale=2), PHASES),  # a block in every tile's own frame
 ]
+RUNS = "return window.enlargeTimings.runs"
 
 
-@pytest.mark.parametrize(("image", "request_"), CASES, ids=[f"{i}-{r.label}-{r.fit}" for i, r in CASES])
+@pytest.mark.parametrize(("image", "request_", "graphs"), CASES, ids=[f"{i}-{r.label}-{r.fit}" for i, r, _ in CASES])
 def test_browser_output_equals_python_onnx(browser: WebDriver, python_onnx: Upscaler, inputs: dict[str, Path],
                                            downloads: Path, tmp_path: Path, image: str,
-                                           request_: SizeRequest) -> None:
+                                           request_: SizeRequest, graphs: set[str]) -> None:
     got = _enlarge_in_browser(browser, inputs[image], request_, downloads)
+    assert {graph for graph, runs in browser.execute_script(RUNS).items() if runs} == graphs
     expected = python_onnx.enlarge_file(inputs[image], tmp_path / f"python{got.suffix}", request_).output
     with Image.open(got) as browser_image, Image.open(expected) as python_image:
         assert browser_image.mode == python_image.mode and browser_image.size == python_image.size
         difference = np.abs(np.asarray(browser_image, dtype=int) - np.asarray(python_image, dtype=int))
     assert difference.max() <= LEVELS, f"{(difference > LEVELS).sum()} values differ by up to {difference.max()}"
     assert browser.find_element(By.ID, "fact-model").text == MODEL
+
+
+# (LR length, output length, tile core or None): integer scales up to MAX_PERIOD and past it, rational and irregular
+# scales, whole axes and the local frames of tiles with their margins
+AXIS_CASES = [(n, m, tile) for n, tile in ((7, None), (40, None), (97, 30))
+              for m in (n, 2 * n, 3 * n, 4 * n, 8 * n, MAX_PERIOD * n, (MAX_PERIOD + 1) * n, 5 * n // 2, 3 * n + 1)]
+AXIS_MARGIN = 5
+CENTRED_BLOCK = """return arguments[0].map(([coords, n]) => {
+  const block = centredBlock(axisPhases(Float32Array.from(coords), n));
+  return block && [block.period, block.start, block.periods, block.first, Array.from(block.offsets)];
+});"""
+
+
+def test_the_page_finds_the_centred_blocks_python_finds(browser: WebDriver) -> None:
+    """app.js's axisPhases + centredBlock on a tile's local output centres give `phases.centred_block` of
+    `phases.axis_phases` on the same float32 coordinates: the same block to the pixel and the same offsets to the
+    bit, or none where Python finds none."""
+    axes, expected = [], []
+    for n, m, tile in AXIS_CASES:
+        plan = plan_tiles((n, 1), (m, 1), tile, AXIS_MARGIN)
+        for job in plan.jobs:
+            ys = to_local(plan.rows[job.rows], job.frame.top, job.frame.height, n)
+            axis = axis_phases(ys, job.frame.height)
+            block = centred_block(axis) if axis is not None else None
+            axes.append([ys.tolist(), job.frame.height])
+            expected.append(None if block is None else [block.period, block.start, block.periods, block.first,
+                                                        block.offset_table().flatten().tolist()])
+    assert browser.execute_script(CENTRED_BLOCK, axes) == expected
+    assert None in expected and any(b is not None and b[0] == MAX_PERIOD for b in expected)
 
 
 def test_the_page_answers_while_it_enlarges(browser: WebDriver, inputs: dict[str, Path]) -> None:
@@ -171,7 +213,7 @@ def test_the_page_answers_while_it_enlarges(browser: WebDriver, inputs: dict[str
     browser.find_element(By.CSS_SELECTOR, "input[name=mode][value=scale]").click()
     scale = browser.find_element(By.ID, "scale")
     scale.clear()
-    scale.send_keys("2")
+    scale.send_keys(ANSWERING_SCALE)
     seen = set()
     progress = "return document.getElementById('progress').value"
     status = "return document.getElementById('status').textContent"

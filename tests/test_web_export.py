@@ -16,9 +16,11 @@ from enlarge.cli.main import main
 from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
 from enlarge.export import web
+from enlarge.export.onnx import PHASE_BANDS
 from enlarge.export.web import APP_FILES, MODELS_SCRIPT, ORT_BINARY, ORT_DIST, ORT_FOLDER, ORT_LOADER, ORT_SCRIPT
 from enlarge.export.web import FRAGMENTS, ORT_PACKAGE, PAGE, SHARED_FILES, WASM_SCRIPT, export_web, in_browser_page
 from enlarge.fidelity import INVISIBLE_ALPHA
+from enlarge.models.phases import LATTICE_TOLERANCE, MAX_PERIOD, SHIFTS
 
 FAKE_VERSION = "0.0.0-test"
 FAKE_BINARY = bytes(range(256)) * 3
@@ -69,6 +71,8 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
     settings = script_value(out / MODELS_SCRIPT, "ENLARGE_SETTINGS")
     assert settings["tile"] == {"auto_max_pixels": AUTO_TILE_MAX_PIXELS, "size": AUTO_TILE}
     assert settings["fidelity"]["invisible_alpha"] == INVISIBLE_ALPHA
+    assert settings["phases"] == {"max_period": MAX_PERIOD, "lattice_tolerance": LATTICE_TOLERANCE,
+                                  "shifts": list(SHIFTS)}
     lite, bicubic = settings["models"]
     assert lite["features"] == ["hidden", "lr"] and lite["grid_band"] >= 1 and lite["receptive_field"] > 0
     for model in (lite, bicubic):
@@ -77,6 +81,13 @@ def test_export_writes_the_page_the_runtime_and_the_models(web_root: Path, tmp_p
         assert [i.name for i in encoder.graph.input] == ["image"]
         assert {"ys", "xs"} <= {i.name for i in grid.graph.input}
         assert [o.name for o in grid.graph.output] == ["rgb"]
+    phases = onnx.load_from_string(base64.b64decode(lite["phases"]))  # lite decodes integer scales on it
+    assert {"row_cells", "col_cells", "row_offsets", "col_offsets", "ys", "xs"} <= {i.name for i in phases.graph.input}
+    assert lite["phase_band"] == lite["grid_band"] * PHASE_BANDS
+    points = onnx.load_from_string(base64.b64decode(lite["points"]))  # the strips beside a phase block
+    assert {"coord", "cell"} <= {i.name for i in points.graph.input}
+    assert [o.name for o in points.graph.output] == ["rgb"]
+    assert bicubic["phases"] is None and bicubic["points"] is None  # the page decodes every scale on the grid graph
 
 
 def test_page_and_fragments_must_match() -> None:

@@ -22,8 +22,10 @@ const PNG_CHUNK_OVERHEAD = 12;             // length, type, CRC
 const PNG_ALPHA_CHANNELS = { 4: 2, 6: 4 }; // colour type → channels, for the types with alpha decoded here          // in the file: signature (8), IHDR length + type (8), 9 bytes of IHDR
 
 const state = { file: null, inputUrl: null, inputSize: null, outputUrl: null, busy: false, ready: false };
-const sessions = new Map();                // model name → { encoder, grid, gridInputs }
-window.enlargeTimings = null;              // the last run's seconds, for tests and benchmarks
+const sessions = new Map();                // model name → { encoder, grid, phases, points (both or neither) }
+const GRAPHS = ["grid", "phases", "points"];  // the decoder graphs a run may go through
+const graphRuns = { grid: 0, phases: 0, points: 0 };  // decoder graph runs of the current enlargement
+window.enlargeTimings = null;              // the last run's seconds and graph runs, for tests and benchmarks
 
 function base64Bytes(text) {
   if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
@@ -74,12 +76,17 @@ function setUpRuntime() {
   updateButton();
 }
 
+// The model's graphs as sessions: the encoder, the grid decoder and, where the model has them, the phase decoder
+// and the point decoder (for the strips beside a phase block).
 async function modelSessions(model) {
   if (!sessions.has(model.name)) {
     const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
-    const encoder = await ort.InferenceSession.create(base64Bytes(model.encoder), options);
-    const grid = await ort.InferenceSession.create(base64Bytes(model.grid), options);
-    sessions.set(model.name, { encoder, grid, gridInputs: new Set(grid.inputNames) });
+    const create = (graph) => ort.InferenceSession.create(base64Bytes(graph), options);
+    const encoder = await create(model.encoder);
+    const grid = await create(model.grid);
+    const phases = model.phases ? await create(model.phases) : null;
+    const points = model.points ? await create(model.points) : null;
+    sessions.set(model.name, { encoder, grid, phases, points });
   }
   return sessions.get(model.name);
 }
@@ -282,6 +289,70 @@ function outputName(asked, format) {
   return `${stem}_${label}.${EXTENSIONS[format]}`;
 }
 
+// ------------------------------------------------------------------------------------------------ phases
+
+// Python's round(): halves go to the even neighbour.
+function roundHalfEven(v) {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// The fraction [numerator, denominator] nearest to x with a denominator of at most `most` (the smallest such
+// denominator on a tie of equal values): Fraction.limit_denominator wherever the lattice test can pass.
+function nearestFraction(x, most) {
+  let best = [0, 1];
+  let error = Infinity;
+  for (let d = 1; d <= most; d++) {
+    const n = Math.round(x * d);
+    if (Math.abs(x - n / d) < error) {
+      error = Math.abs(x - n / d);
+      best = [n, d];
+    }
+  }
+  return best;
+}
+
+// models/phases.py axis_phases: the regular block [lo, hi) of output centres `coords` (float32, ascending) over n
+// LR cells when they lie on a lattice of period p ≤ max_period advancing q cells, with each phase's lower cell
+// and offsets to its two neighbour cells; null otherwise. Positions in units of 1/(2p) LR pixels are integers.
+function axisPhases(coords, n) {
+  const { max_period: maxPeriod, lattice_tolerance: tolerance, shifts } = SETTINGS.phases;
+  const m = coords.length;
+  if (m < 2) return null;
+  const pos = Array.from(coords, (c) => ((c + 1) / 2) * n);
+  const [q, p] = nearestFraction((pos[m - 1] - pos[0]) / (m - 1), maxPeriod);
+  if (!(q > 0 && q <= maxPeriod)) return null;
+  const a = roundHalfEven(pos[0] * 2 * p);
+  for (let i = 0; i < m; i++) if (Math.abs(pos[i] - (a + 2 * q * i) / (2 * p)) > tolerance) return null;
+  const lo = Math.max(0, Math.ceil((p - a) / (2 * q)));
+  const hi = Math.min(m, Math.ceil((2 * p * n - p - a) / (2 * q)));
+  if (hi - lo < p) return null;
+  const phases = [];
+  for (let r = 0; r < p; r++) {
+    const x = a + 2 * q * (lo + r);
+    const cells = shifts.map((v) => Math.floor((x + v * p) / (2 * p)));
+    phases.push({ cell: cells[0], offsets: cells.map((c) => (x - 2 * p * c - p) / p) });
+  }
+  return { period: p, step: q, lo, hi, phases };
+}
+
+// models/phases.py centred_block: output pixels [start, start + periods·period) of an integer-scale axis, whole
+// periods between the centres of LR cells first + k and first + k + 1, with each phase's two offsets (float32,
+// period × 2); null when the axis is not of an integer scale or holds no whole such period.
+function centredBlock(axis) {
+  if (!axis || axis.step !== 1) return null;
+  const p = axis.period;
+  const base = axis.phases[0].cell;
+  const found = axis.phases.findIndex((phase) => phase.cell !== base);
+  const turn = found < 0 ? p : found;
+  const start = axis.lo + (turn % p);
+  const periods = Math.floor((axis.hi - start) / p);
+  if (periods < 1) return null;
+  const offsets = new Float32Array(2 * p);
+  for (let r = 0; r < p; r++) offsets.set(axis.phases[(turn + r) % p].offsets, 2 * r);
+  return { period: p, start, periods, first: base + (turn < p ? 1 : 0), offsets };
+}
+
 // ------------------------------------------------------------------------------------------------ engine
 
 // Float32 arithmetic step by step, as PyTorch computes on float32 tensors: the same coordinates to the bit, which
@@ -321,8 +392,56 @@ function ownedRange(centresLr, span) {
   return [i0 < 0 ? centresLr.length : i0, i1 < 0 ? centresLr.length : i1];
 }
 
-// The tiles of engine/tiling.py plan_tiles: the LR window each encodes, the output rows and columns it owns, and
-// its bands of rows for the grid decoder (about grid_band pixels each).
+// The decoder runs of one tile, as OnnxGridModel.query_grid makes them: where the model has a phase graph and
+// both axes are of an integer scale, the centred block through it in pieces of whole periods (about phase_band
+// pixels: bands of periods of rows, of columns where one period of rows is more), the strips above and below the
+// block through the grid graph and the strips beside it (a period or so wide) through the point graph; else the
+// whole grid through the grid graph. A grid run is a band of rows about grid_band pixels over the wider of its
+// columns and the tile's LR width (the graph gathers a band's rows across the whole LR width); a point run a band
+// of about grid_band pixels (one run covers a narrow strip's height). Each run: its graph, the tile's output rows
+// [r0, r1) and columns [c0, c1); a phase run also the LR cells its periods lie between (first row and column
+// cell, and how many).
+function tileRuns(ys, xs, h, w, model) {
+  const band = model.grid_band;
+  const runs = [];
+  const bandRuns = (graph, r0, r1, c0, c1, width) => {
+    if (r1 <= r0 || c1 <= c0) return;
+    const rows = Math.max(1, Math.floor(band / width));
+    for (let r = r0; r < r1; r += rows) runs.push({ graph, r0: r, r1: Math.min(r + rows, r1), c0, c1 });
+  };
+  const gridRuns = (r0, r1, c0, c1) => bandRuns("grid", r0, r1, c0, c1, Math.max(c1 - c0, w));
+  const pointRuns = (r0, r1, c0, c1) => bandRuns("points", r0, r1, c0, c1, c1 - c0);
+  const by = model.phases ? centredBlock(axisPhases(ys, h)) : null;
+  const bx = by ? centredBlock(axisPhases(xs, w)) : null;
+  if (!by || !bx) {
+    gridRuns(0, ys.length, 0, xs.length);
+    return { runs, block: null };
+  }
+  const cells = Math.max(1, Math.floor(model.phase_band / (by.period * bx.period)));  // LR cells per run
+  const across = Math.min(bx.periods, cells);
+  const down = Math.max(1, Math.floor(cells / across));
+  for (let k = 0; k < by.periods; k += down) {
+    const k1 = Math.min(k + down, by.periods);
+    for (let j = 0; j < bx.periods; j += across) {
+      const j1 = Math.min(j + across, bx.periods);
+      runs.push({
+        graph: "phases", r0: by.start + k * by.period, r1: by.start + k1 * by.period,
+        c0: bx.start + j * bx.period, c1: bx.start + j1 * bx.period,
+        rowCells: [by.first + k, k1 - k + 1], colCells: [bx.first + j, j1 - j + 1],
+      });
+    }
+  }
+  const [top, bottom] = [by.start, by.start + by.periods * by.period];
+  const [left, right] = [bx.start, bx.start + bx.periods * bx.period];
+  gridRuns(0, top, 0, xs.length);
+  gridRuns(bottom, ys.length, 0, xs.length);
+  pointRuns(top, bottom, 0, left);
+  pointRuns(top, bottom, right, xs.length);
+  return { runs, block: { rowOffsets: by.offsets, colOffsets: bx.offsets } };
+}
+
+// The tiles of engine/tiling.py plan_tiles: the LR window each encodes, the output rows and columns it owns, their
+// coordinates in the window's own frame and the tile's decoder runs.
 function planTiles(lrW, lrH, outW, outH, model) {
   const margin = model.receptive_field;
   const tile = lrW * lrH <= SETTINGS.tile.auto_max_pixels ? Math.max(lrW, lrH) : SETTINGS.tile.size;
@@ -336,12 +455,14 @@ function planTiles(lrW, lrH, outW, outH, model) {
     for (const sx of spans(lrW, tile, margin)) {
       const [c0, c1] = ownedRange(colsLr, sx);
       if (r1 > r0 && c1 > c0) {
-        const bandRows = Math.max(1, Math.floor(model.grid_band / (c1 - c0)));
-        jobs.push({ sy, sx, r0, r1, c0, c1, bandRows, bands: Math.ceil((r1 - r0) / bandRows) });
+        const [h, w] = [sy.padStop - sy.padStart, sx.padStop - sx.padStart];
+        const ys = toLocal(rows.subarray(r0, r1), sy.padStart, h, lrH);
+        const xs = toLocal(cols.subarray(c0, c1), sx.padStart, w, lrW);
+        jobs.push({ sy, sx, r0, r1, c0, c1, ys, xs, ...tileRuns(ys, xs, h, w, model) });
       }
     }
   }
-  return { rows, cols, jobs };
+  return { jobs };
 }
 
 // Map global coordinates into the crop's own [-1, 1] frame (engine/query.py to_local).
@@ -352,31 +473,75 @@ function toLocal(global, start, length, full) {
   return out;
 }
 
-// Enlarge an lrW × lrH input to outW × outH with `model`, tile by tile and band by band (engine/render.py).
+const floats = (values) => new ort.Tensor("float32", values, [values.length]);
+
+// The point graph's inputs for the grid `rows` × `cols`: each pixel's (y, x) centre and the cell, 1 × Q × 2.
+function pointInputs(rows, cols, cell) {
+  const count = rows.length * cols.length;
+  const coord = new Float32Array(2 * count);
+  const cells = new Float32Array(2 * count);
+  for (let y = 0; y < rows.length; y++) {
+    for (let x = 0; x < cols.length; x++) {
+      const q = 2 * (y * cols.length + x);
+      coord[q] = rows[y];
+      coord[q + 1] = cols[x];
+      cells[q] = cell[0];
+      cells[q + 1] = cell[1];
+    }
+  }
+  const shape = [1, count, 2];
+  return { coord: new ort.Tensor("float32", coord, shape), cell: new ort.Tensor("float32", cells, shape) };
+}
+
+// The point graph's 1 × Q × 3 output as 3 planes of Q values, the layout the grid and phase graphs give.
+function toPlanes(interleaved, count) {
+  const planes = new Float32Array(RGB * count);
+  for (let q = 0; q < count; q++) for (let c = 0; c < RGB; c++) planes[c * count + q] = interleaved[q * RGB + c];
+  return planes;
+}
+const cellRun = ([first, count]) => new ort.Tensor("int64", BigInt64Array.from({ length: count },
+  (_, i) => BigInt(first + i)), [count]);
+
+// The inputs of `session` among `values` (a graph drops inputs it does not use: bicubic's grid graph the cell).
+function feedOf(session, values) {
+  return Object.fromEntries(session.inputNames.map((name) => [name, values[name]]));
+}
+
+// Enlarge an lrW × lrH input to outW × outH with `model`, tile by tile and run by run (engine/render.py).
 // `crop(left, top, w, h)` gives a window of the input as 3 float planes in [0, 1]; `sink(row, col, rows, cols,
-// planes)` takes each band's unclamped RGB planes; `step()` is called after every band, and the page breathes
-// after every encoder and grid run.
+// planes)` takes each run's unclamped RGB planes; `step()` is called after every decoder run, and the page
+// breathes after every encoder and decoder run.
 async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
-  const { encoder, grid, gridInputs } = await modelSessions(model);
-  const plan = planTiles(lrW, lrH, outW, outH, model);
-  for (const job of plan.jobs) {
-    const { sy, sx } = job;
+  const sessions = await modelSessions(model);
+  for (const job of planTiles(lrW, lrH, outW, outH, model).jobs) {
+    const { sy, sx, ys, xs, block } = job;
     const h = sy.padStop - sy.padStart;
     const w = sx.padStop - sx.padStart;
     const image = new ort.Tensor("float32", crop(sx.padStart, sy.padStart, w, h), [1, RGB, h, w]);
-    const features = await encoder.run({ image });
+    const features = await sessions.encoder.run({ image });
     await breathe();
-    const ys = toLocal(plan.rows.subarray(job.r0, job.r1), sy.padStart, h, lrH);
-    const xs = toLocal(plan.cols.subarray(job.c0, job.c1), sx.padStart, w, lrW);
-    const feed = { xs: new ort.Tensor("float32", xs, [xs.length]),
-                   cell: new ort.Tensor("float32", Float32Array.of(((2 / outH) * lrH) / h, ((2 / outW) * lrW) / w), [2]) };
-    for (const name of model.features) feed[name] = features[name];
-    for (const name of Object.keys(feed)) if (!gridInputs.has(name) && name !== "ys") delete feed[name];
-    for (let start = 0; start < ys.length; start += job.bandRows) {
-      const band = ys.subarray(start, Math.min(start + job.bandRows, ys.length));
-      feed.ys = new ort.Tensor("float32", band, [band.length]);
-      const { rgb } = await grid.run(feed);
-      sink(job.r0 + start, job.c0, band.length, xs.length, rgb.data);
+    const shared = { cell: floats(Float32Array.of(((2 / outH) * lrH) / h, ((2 / outW) * lrW) / w)) };
+    for (const name of model.features) shared[name] = features[name];
+    if (block) {
+      shared.row_offsets = new ort.Tensor("float32", block.rowOffsets, [block.rowOffsets.length / 2, 2]);
+      shared.col_offsets = new ort.Tensor("float32", block.colOffsets, [block.colOffsets.length / 2, 2]);
+    }
+    for (const run of job.runs) {
+      const [rows, cols] = [ys.subarray(run.r0, run.r1), xs.subarray(run.c0, run.c1)];
+      const session = sessions[run.graph];
+      let planes;
+      if (run.graph === "points") {
+        const { rgb } = await session.run(feedOf(session, { ...shared, ...pointInputs(rows, cols, shared.cell.data) }));
+        planes = toPlanes(rgb.data, rows.length * cols.length);
+      } else {
+        const values = { ...shared, ys: floats(rows), xs: floats(cols) };
+        if (run.graph === "phases") {
+          Object.assign(values, { row_cells: cellRun(run.rowCells), col_cells: cellRun(run.colCells) });
+        }
+        planes = (await session.run(feedOf(session, values))).rgb.data;
+      }
+      graphRuns[run.graph]++;
+      sink(job.r0 + run.r0, job.c0 + run.c0, rows.length, cols.length, planes);
       step();
       await breathe();
     }
@@ -385,7 +550,7 @@ async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
 }
 
 function workUnits(lrW, lrH, outW, outH, model) {
-  return planTiles(lrW, lrH, outW, outH, model).jobs.reduce((sum, job) => sum + job.bands, 0);
+  return planTiles(lrW, lrH, outW, outH, model).jobs.reduce((sum, job) => sum + job.runs.length, 0);
 }
 
 // A window of the decoded image as 3 float planes: colour (premultiplied by alpha when asked) or alpha.
@@ -766,6 +931,7 @@ async function enlarge(event) {
     await modelSessions(model);
     phase.name = "Enlarging";
     const renderStarted = performance.now();
+    for (const graph of GRAPHS) graphRuns[graph] = 0;
     const image = finish(await enlargeChannels(model, decoded, plan.render, (fraction) => {
       progress.value = 100 * fraction;
     }), plan);
@@ -773,7 +939,7 @@ async function enlarge(event) {
     phase.name = "Encoding";
     const blob = format === "png" ? await encodePng(image) : await encodeLossy(image, format);
     const seconds = (performance.now() - started) / 1000;
-    window.enlargeTimings = { render: renderSeconds, total: seconds };
+    window.enlargeTimings = { render: renderSeconds, total: seconds, runs: { ...graphRuns } };
     showResult(blob, model.name, [decoded.width, decoded.height], plan.final, seconds, outputName(asked, format));
   });
 }

@@ -9,8 +9,9 @@
 - `ort/ort.wasm.min.js`: onnxruntime-web's WebAssembly build, from `web/node_modules` (pinned by
   `web/package-lock.json`; `make web-deps` installs it);
 - `ort/wasm.js`: onnxruntime-web's WebAssembly binary and its loader module, as strings in a classic script;
-- `models.js`: each model's encoder and grid decoder graphs (the ONNX export of `export/onnx.py`) and what the
-  page needs to run them as the Python engine does (receptive field, grid band, tile sizes, alpha fidelity thresholds).
+- `models.js`: each model's encoder and grid decoder graphs, and its phase and point graphs where it has a phase
+  graph (the ONNX export of `export/onnx.py`), and what the page needs to run them as the Python engine does
+  (receptive field, grid and phase bands, tile sizes, the phase lattice's period limit and tolerance, alpha fidelity thresholds).
 
 Why everything is a classic script: from `file://` Chrome refuses `fetch`, module scripts and `import()` of
 files, but runs `<script src>`. The page hands the binary to onnxruntime (`env.wasm.wasmBinary`) and imports the
@@ -31,8 +32,9 @@ from pathlib import Path
 
 from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
-from enlarge.export.onnx import ENCODER_FILE, GRID_FILE, META_FILE, export_onnx
+from enlarge.export.onnx import DECODER_FILE, ENCODER_FILE, GRID_FILE, META_FILE, PHASE_BANDS, PHASE_FILE, export_onnx
 from enlarge.fileutil import atomic_write_text
+from enlarge.models.phases import LATTICE_TOLERANCE, MAX_PERIOD, SHIFTS
 from enlarge.models.registry import LoadedModel
 from enlarge.models.specs import DEFAULT_MODEL, SPECS, available
 from enlarge.sizing import DEFAULT_MAX_OUTPUT_MP, DEFAULT_PAD_COLOR
@@ -89,7 +91,9 @@ def default_models() -> list[str]:
 def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = None) -> WebExport:
     """Write the static app with `models` (the first is the page's default) into `folder` (created if missing).
 
-    Each model needs a grid graph (`decoder_grid.onnx`: lite, lite-real, bicubic); ModelError for one without.
+    Each model needs a grid graph (`decoder_grid.onnx`: lite, lite-real, bicubic); ModelError for one without. Its
+    phase graph (`decoder_phases.onnx`: lite, lite-real) goes with it, and then its point graph (`decoder.onnx`):
+    the page decodes integer scales' centred blocks on the one and the narrow strips beside them on the other.
     """
     web_root = web_root if web_root is not None else REPO_WEB
     dist = runtime_dist(web_root)
@@ -117,6 +121,7 @@ def export_web(models: list[LoadedModel], folder: Path, web_root: Path | None = 
     settings = {
         "models": entries,
         "tile": {"auto_max_pixels": AUTO_TILE_MAX_PIXELS, "size": AUTO_TILE},
+        "phases": {"max_period": MAX_PERIOD, "lattice_tolerance": LATTICE_TOLERANCE, "shifts": list(SHIFTS)},
         "fidelity": {"faint_alpha": FAINT_ALPHA, "trusted_alpha": TRUSTED_ALPHA, "hard_step": HARD_STEP,
                      "invisible_alpha": INVISIBLE_ALPHA},
         "pad_color": list(DEFAULT_PAD_COLOR),
@@ -139,7 +144,9 @@ def in_browser_page(served: str, fragments: str) -> str:
 
 
 def _model_entry(model: LoadedModel) -> dict[str, object]:
-    """One model for models.js: its graphs (base64) and what the page needs to tile and band as the engine does."""
+    """One model for models.js: its graphs (base64; `phases` and `points` None for a model without a phase graph,
+    which the page then decodes on the grid graph at every scale) and what the page needs to tile and band as the
+    engine does."""
     with tempfile.TemporaryDirectory(prefix="enlarge-web-") as tmp:
         paths = export_onnx(model, Path(tmp))
         if paths.grid is None:
@@ -147,6 +154,8 @@ def _model_entry(model: LoadedModel) -> dict[str, object]:
                              "export lite, lite-real or bicubic")
         meta = json.loads((Path(tmp) / META_FILE).read_text())
         encoder, grid = (Path(tmp) / ENCODER_FILE).read_bytes(), (Path(tmp) / GRID_FILE).read_bytes()
+        phases = (Path(tmp) / PHASE_FILE).read_bytes() if paths.phases is not None else None
+        points = (Path(tmp) / DECODER_FILE).read_bytes() if paths.phases is not None else None
     spec = SPECS.get(meta["name"])
     card = meta.get("card") or {}
     return {
@@ -157,4 +166,7 @@ def _model_entry(model: LoadedModel) -> dict[str, object]:
         "grid_band": meta["grid_band"],
         "encoder": base64.b64encode(encoder).decode("ascii"),
         "grid": base64.b64encode(grid).decode("ascii"),
+        "phases": base64.b64encode(phases).decode("ascii") if phases is not None else None,
+        "points": base64.b64encode(points).decode("ascii") if points is not None else None,  # beside a phase block
+        "phase_band": meta["grid_band"] * PHASE_BANDS,  # pixels per phase graph run, as OnnxGridModel's phase_band
     }
