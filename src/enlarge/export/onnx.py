@@ -76,6 +76,13 @@ MIN_ONNX_BAND = 8192
 # (busy 2-core EPYC) ran in 0.93× (×8), 0.96× (×4) and 0.98× (×2) the time with pieces of 4 bands as with 1;
 # 8 were no better. ×8 from 256² peaks at 652 MB (562 with 1).
 PHASE_BANDS = 4
+
+
+def phase_band(grid_band: int) -> int:
+    """Pixels per call of the phase graph for a model whose grid graph runs in bands of `grid_band` pixels (the
+    Python runner and the web page both size their phase pieces by it)."""
+    return grid_band * PHASE_BANDS
+
 EXAMPLE_LR = (24, 32)  # (h, w) of the tracing example
 EXAMPLE_SCALE = 2
 CHECK_LR = (19, 13)  # the self-check: another size, aspect ratio (portrait) and a non-integer scale
@@ -394,7 +401,7 @@ class OnnxGridModel(OnnxModel):
         self.grid_band = grid_band
         self.grid_inputs = {i.name for i in grid.get_inputs()}
         self.phase_session = phases
-        self.phase_band = grid_band * PHASE_BANDS  # pixels per call of the phase graph
+        self.phase_band = phase_band(grid_band)
         self.phase_inputs = {i.name for i in phases.get_inputs()} if phases is not None else set()
 
     def query_grid(self, feats: tuple[torch.Tensor, ...], ys: torch.Tensor, xs: torch.Tensor,
@@ -475,8 +482,7 @@ class OnnxGridModel(OnnxModel):
             grid_y, grid_x = np.meshgrid(rows[band], cols, indexing="ij")
             coord = np.stack([grid_y, grid_x], axis=-1).reshape(1, -1, 2)
             cells = np.ascontiguousarray(np.broadcast_to(cell, coord.shape))
-            feed = self._feed(feats, self.decoder_inputs, {COORD: coord, CELL: cells})
-            rgb = self.decoder_session.run([RGB_OUTPUT], feed)[0]  # 1×Q×3
+            rgb = self.query(feats, torch.from_numpy(coord), torch.from_numpy(cells)).numpy()  # 1×Q×3
             out[0, :, band] = rgb.reshape(grid_y.shape + (RGB,)).transpose(2, 0, 1)
 
 

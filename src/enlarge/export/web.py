@@ -32,7 +32,7 @@ from pathlib import Path
 
 from enlarge.engine.tiling import AUTO_TILE, AUTO_TILE_MAX_PIXELS
 from enlarge.errors import EnlargeError, ModelError
-from enlarge.export.onnx import DECODER_FILE, ENCODER_FILE, GRID_FILE, META_FILE, PHASE_BANDS, PHASE_FILE, export_onnx
+from enlarge.export.onnx import export_onnx, phase_band
 from enlarge.fileutil import atomic_write_text
 from enlarge.models.phases import LATTICE_TOLERANCE, MAX_PERIOD, SHIFTS
 from enlarge.models.registry import LoadedModel
@@ -152,10 +152,10 @@ def _model_entry(model: LoadedModel) -> dict[str, object]:
         if paths.grid is None:
             raise ModelError(f"{model.descriptor.name} has no grid decoder graph, which the web app runs; "
                              "export lite, lite-real or bicubic")
-        meta = json.loads((Path(tmp) / META_FILE).read_text())
-        encoder, grid = (Path(tmp) / ENCODER_FILE).read_bytes(), (Path(tmp) / GRID_FILE).read_bytes()
-        phases = (Path(tmp) / PHASE_FILE).read_bytes() if paths.phases is not None else None
-        points = (Path(tmp) / DECODER_FILE).read_bytes() if paths.phases is not None else None
+        meta = json.loads(paths.meta.read_text())
+        encoder, grid = paths.encoder.read_bytes(), paths.grid.read_bytes()
+        phases = paths.phases.read_bytes() if paths.phases is not None else None
+        points = paths.decoder.read_bytes() if paths.phases is not None else None
     spec = SPECS.get(meta["name"])
     card = meta.get("card") or {}
     return {
@@ -168,5 +168,5 @@ def _model_entry(model: LoadedModel) -> dict[str, object]:
         "grid": base64.b64encode(grid).decode("ascii"),
         "phases": base64.b64encode(phases).decode("ascii") if phases is not None else None,
         "points": base64.b64encode(points).decode("ascii") if points is not None else None,  # beside a phase block
-        "phase_band": meta["grid_band"] * PHASE_BANDS,  # pixels per phase graph run, as OnnxGridModel's phase_band
+        "phase_band": phase_band(meta["grid_band"]),  # pixels per phase graph run, as OnnxGridModel's
     }
