@@ -441,7 +441,8 @@ function tileRuns(ys, xs, h, w, model) {
 }
 
 // The tiles of engine/tiling.py plan_tiles: the LR window each encodes, the output rows and columns it owns, their
-// coordinates in the window's own frame and the tile's decoder runs.
+// coordinates in the window's own frame and the tile's decoder runs. Planned once per enlargement: the progress
+// bar counts its runs and every pass renders it.
 function planTiles(lrW, lrH, outW, outH, model) {
   const margin = model.receptive_field;
   const tile = lrW * lrH <= SETTINGS.tile.auto_max_pixels ? Math.max(lrW, lrH) : SETTINGS.tile.size;
@@ -462,7 +463,7 @@ function planTiles(lrW, lrH, outW, outH, model) {
       }
     }
   }
-  return { jobs };
+  return { lrW, lrH, outW, outH, jobs };
 }
 
 // Map global coordinates into the crop's own [-1, 1] frame (engine/query.py to_local).
@@ -507,13 +508,14 @@ function feedOf(session, values) {
   return Object.fromEntries(session.inputNames.map((name) => [name, values[name]]));
 }
 
-// Enlarge an lrW × lrH input to outW × outH with `model`, tile by tile and run by run (engine/render.py).
+// Enlarge the input with `model` as `plan` (planTiles) says, tile by tile and run by run (engine/render.py).
 // `crop(left, top, w, h)` gives a window of the input as 3 float planes in [0, 1]; `sink(row, col, rows, cols,
 // planes)` takes each run's unclamped RGB planes; `step()` is called after every decoder run, and the page
 // breathes after every encoder and decoder run.
-async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
+async function render(model, plan, crop, sink, step) {
+  const { lrW, lrH, outW, outH } = plan;
   const sessions = await modelSessions(model);
-  for (const job of planTiles(lrW, lrH, outW, outH, model).jobs) {
+  for (const job of plan.jobs) {
     const { sy, sx, ys, xs, block } = job;
     const h = sy.padStop - sy.padStart;
     const w = sx.padStop - sx.padStart;
@@ -549,9 +551,7 @@ async function render(model, lrW, lrH, outW, outH, crop, sink, step) {
   }
 }
 
-function workUnits(lrW, lrH, outW, outH, model) {
-  return planTiles(lrW, lrH, outW, outH, model).jobs.reduce((sum, job) => sum + job.runs.length, 0);
-}
+const workUnits = (plan) => plan.jobs.reduce((sum, job) => sum + job.runs.length, 0);
 
 // A window of the decoded image as 3 float planes: colour (premultiplied by alpha when asked) or alpha.
 function cropper(decoded, channel) {
@@ -642,20 +642,19 @@ function lanczos(planes, channels, [inW, inH], [outW, outH]) {
 
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
 
-// One pass of upscaler.py _resample: the model up to the larger of input and target on each axis (clamped to
-// [0, 1] unless `clamp` is false), then Lanczos down → 3 float planes of `size`.
-async function resamplePass(model, decoded, channel, size, step, clamp = true) {
-  const lr = [decoded.width, decoded.height];
-  const grown = [Math.max(size[0], lr[0]), Math.max(size[1], lr[1])];
+// One pass of upscaler.py _resample: the model up to the larger of input and target on each axis (`plan`, null
+// when neither axis grows; clamped to [0, 1] unless `clamp` is false), then Lanczos down → 3 float planes of `size`.
+async function resamplePass(model, decoded, channel, size, plan, step, clamp = true) {
   const crop = cropper(decoded, channel);
+  const grown = plan ? [plan.outW, plan.outH] : [decoded.width, decoded.height];
   let planes;
-  if (grown[0] === lr[0] && grown[1] === lr[1]) {
-    planes = crop(0, 0, lr[0], lr[1]);
+  if (!plan) {
+    planes = crop(0, 0, decoded.width, decoded.height);
   } else {
     const [outW, outH] = grown;
     planes = new Float32Array(RGB * outW * outH);
     const plane = outW * outH;
-    await render(model, lr[0], lr[1], outW, outH, crop, (row, col, rows, cols, rgb) => {
+    await render(model, plan, crop, (row, col, rows, cols, rgb) => {
       for (let c = 0; c < RGB; c++) {
         for (let y = 0; y < rows; y++) {
           for (let x = 0; x < cols; x++) {
@@ -765,7 +764,8 @@ async function enlargeChannels(model, decoded, size, progress) {
   const lr = [decoded.width, decoded.height];
   const passes = decoded.alpha === "varying" ? 2 : 1;
   const enlarges = w > lr[0] || h > lr[1];
-  const total = passes * (enlarges ? workUnits(lr[0], lr[1], Math.max(w, lr[0]), Math.max(h, lr[1]), model) : 1);
+  const plan = enlarges ? planTiles(lr[0], lr[1], Math.max(w, lr[0]), Math.max(h, lr[1]), model) : null;
+  const total = passes * (plan ? workUnits(plan) : 1);
   let done = 0;
   const step = () => progress(++done / total);
   const colour = decoded.gray ? 1 : RGB;
@@ -773,7 +773,7 @@ async function enlargeChannels(model, decoded, size, progress) {
   const out = new Uint8ClampedArray(n * channels);
   const put = (o, c, value) => { out[o * channels + c] = value * MAX_8_BIT; };
   if (decoded.alpha !== "varying" && w >= lr[0] && h >= lr[1] && enlarges) {
-    await render(model, lr[0], lr[1], w, h, cropper(decoded, "colour"), (row, col, rows, cols, rgb) => {
+    await render(model, plan, cropper(decoded, "colour"), (row, col, rows, cols, rgb) => {
       const plane = rows * cols;
       for (let y = 0; y < rows; y++) {
         for (let x = 0; x < cols; x++) {
@@ -790,8 +790,9 @@ async function enlargeChannels(model, decoded, size, progress) {
   } else {
     const premultiply = decoded.alpha === "varying";
     // premultiplied passes stay unclamped until unpremultiply: a clamp on one pass only would skew their ratio
-    const rgb = await resamplePass(model, decoded, premultiply ? "premultiplied" : "colour", size, step, !premultiply);
-    const alpha = premultiply ? await resamplePass(model, decoded, "alpha", size, step, false) : null;
+    const channel = premultiply ? "premultiplied" : "colour";
+    const rgb = await resamplePass(model, decoded, channel, size, plan, step, !premultiply);
+    const alpha = premultiply ? await resamplePass(model, decoded, "alpha", size, plan, step, false) : null;
     const faithful = alpha ? unpremultiply(decoded, rgb, alpha, size) : null;
     for (let o = 0; o < n; o++) {
       const values = faithful ? faithful.colour.subarray(o * RGB, o * RGB + RGB) : [rgb[o], rgb[n + o], rgb[2 * n + o]];
