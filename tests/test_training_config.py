@@ -34,6 +34,7 @@ PINNED_HASHES = {
     "detail-anneal3.yaml": "65aa445ef3c1f671",
     "lite-real4.yaml": "41273c0e0b663ad1",
     "lite-real5.yaml": "183999389e176570",
+    "detail-real.yaml": "dd972c35e9bf3ee7",
 }
 CHECKPOINT_RUNS = sorted(path.parent for path in (REPO / "checkpoints").glob(f"*/{LAST}"))
 

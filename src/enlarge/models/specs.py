@@ -102,9 +102,13 @@ register_spec(ModelSpec("lite", "lite", _LITE,
 register_spec(ModelSpec("lite-real", "lite", _LITE,
                         "lite fine-tuned on real-photo degradations (JPEG, noise, non-antialiased downscaling)",
                         bundled="lite-real"))
-register_spec(ModelSpec("detail", "lite", {"n_feats": 64, "n_resblocks": 16, "hidden": 64, "head": [64]},
+_DETAIL = {"n_feats": 64, "n_resblocks": 16, "hidden": 64, "head": [64]}
+register_spec(ModelSpec("detail", "lite", _DETAIL,
                         "detailed any-scale model: lite's decoder on an EDSR-baseline-sized encoder",
                         bundled="detail", little=_DETAIL_LITTLE))
+register_spec(ModelSpec("detail-real", "lite", _DETAIL,
+                        "detail fine-tuned on real-photo degradations (JPEG, noise, non-antialiased downscaling)",
+                        bundled="detail-real", little=Companion("lite-real", block=32, context=4)))
 
 # The model used when none is named: the trained CPU model once its weights ship, bicubic until then.
 DEFAULT_MODEL = "lite" if available(SPECS["lite"]) else "bicubic"
