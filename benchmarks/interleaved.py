@@ -3,6 +3,7 @@
     python benchmarks/interleaved.py --variant main:torch:bf16 --variant .:torch:bf16 --scales 2,4
     python benchmarks/interleaved.py --variant .:torch:fp32 --variant .:onnx:fp32 --variant .:onnx:fp32:16384
     python benchmarks/interleaved.py ... --part decoder --repeats 21 --size 256x256 --model lite
+    python benchmarks/interleaved.py ... --markdown docs/results/onnx-speed.md   # also write the table, with its command
 
 A variant is REV:BACKEND:PRECISION[:BAND]: REV a git revision (its `src/` is extracted to a temporary folder) or
 `.` for this working tree; BACKEND `torch` or `onnx` (the model exported and run by onnxruntime, always fp32);
@@ -122,6 +123,7 @@ def main() -> int:
     parser.add_argument("--part", choices=PARTS, default="render")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="rounds (one run of every variant each)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--markdown", type=Path, help="also write the table, headed by the command that made it")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: serve one variant's runs
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -157,19 +159,25 @@ def main() -> int:
         for proc in procs:
             proc.stdin.close()
             proc.wait()
-    print(f"Machine: {cpu_summary()}, {args.threads} thread(s) per variant; load average per core during the run "
-          f"{min(loads):.2f}–{max(loads):.2f}{' (busy machine)' if max(loads) > 0.5 else ''}\n")
-    print(f"`{args.model}`, {args.part}, {w}×{h} input, {args.repeats} interleaved rounds\n")
-    print("| variant | scale | median s | s/MP out | spread (IQR/median) | ratio to first (median of rounds) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    load = f"{min(loads):.2f}–{max(loads):.2f}{' (busy machine)' if max(loads) > 0.5 else ''}"
+    lines = [f"Machine: {cpu_summary()}, {args.threads} thread(s) per variant; load average per core during the run {load}",
+             "",
+             f"`{args.model}`, {args.part}, {w}×{h} input, {args.repeats} interleaved rounds", "",
+             "| variant | scale | median s | s/MP out | spread (IQR/median) | ratio to first (median of rounds) |",
+             "|---|---:|---:|---:|---:|---:|"]
     for scale in scales:
         megapixels = round(h * scale) * round(w * scale) / 1e6
         for i, variant in enumerate(variants):
             t = times[(i, scale)]
             q = statistics.quantiles(t, n=4) if len(t) > 1 else [t[0]] * 3
             ratio = statistics.median(a / b for a, b in zip(t, times[(0, scale)]))
-            print(f"| {variant.label()} | ×{scale:g} | {statistics.median(t):.3f} | "
-                  f"{statistics.median(t) / megapixels:.3f} | {(q[2] - q[0]) / q[1]:.0%} | {ratio:.2f}× |")
+            lines.append(f"| {variant.label()} | ×{scale:g} | {statistics.median(t):.3f} | "
+                         f"{statistics.median(t) / megapixels:.3f} | {(q[2] - q[0]) / q[1]:.0%} | {ratio:.2f}× |")
+    print("\n".join(lines))
+    if args.markdown:
+        command = " ".join(["python", "benchmarks/interleaved.py", *sys.argv[1:]])
+        header = [f"# {args.model}: {' vs '.join(v.label() for v in variants)}", "", f"Produced by `{command}`.", ""]
+        args.markdown.write_text("\n".join(header + lines) + "\n")
     return 0
 
 
