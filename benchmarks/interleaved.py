@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 
@@ -91,21 +92,20 @@ def child(variant: Variant, model: str, size: tuple[int, int], part: str, thread
     module = loaded.module
     with torch.inference_mode(), precision_context(precision, lr.device):
         feats = module.encode(channels_last_copy(lr))
+    def decode(ys: torch.Tensor, xs: torch.Tensor, cell: torch.Tensor) -> None:
+        with torch.inference_mode(), precision_context(precision, lr.device):
+            module.query_grid(feats, ys, xs, cell)
+
     warm: set[float] = set()
     print(READY, flush=True)
     for line in sys.stdin:
         scale = float(line)
         out_hw = (round(size[1] * scale), round(size[0] * scale))
         if part == "render":
-            def step() -> None:
-                render(loaded, lr, out_hw, precision=precision)
+            step = partial(render, loaded, lr, out_hw, precision=precision)
         else:
-            ys, xs = axis_coords(out_hw[0]), axis_coords(out_hw[1])
-            cell = torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]])
-
-            def step() -> None:
-                with torch.inference_mode(), precision_context(precision, lr.device):
-                    module.query_grid(feats, ys, xs, cell)
+            step = partial(decode, axis_coords(out_hw[0]), axis_coords(out_hw[1]),
+                           torch.tensor([2.0 / out_hw[0], 2.0 / out_hw[1]]))
         if scale not in warm:
             step()
             warm.add(scale)
