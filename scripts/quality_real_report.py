@@ -77,9 +77,9 @@ def section(degrade: str, rows: dict[tuple[str, str, int], tuple[float, float]])
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
     tables = load([Path(arg) for arg in argv])
     order = [d for d in ORDER if d in tables] + [d for d in tables if d not in ORDER]
     lines = [
