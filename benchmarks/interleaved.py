@@ -29,7 +29,7 @@ from functools import partial
 from io import BytesIO
 from pathlib import Path
 
-from machine_info import cpu_summary  # beside this script
+from machine_info import cpu_summary, heavy_processes  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 WORKING_TREE = "."
@@ -135,7 +135,8 @@ def main() -> int:
         parser.error("give at least one --variant")
     scales = [float(s) for s in args.scales.split(",")]
     times: dict[tuple[int, float], list[float]] = {(i, s): [] for i in range(len(variants)) for s in scales}
-    loads = []
+    loads: list[float] = []
+    competitors: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="enlarge-interleaved-") as scratch:
         procs = []
         for variant in variants:
@@ -155,11 +156,15 @@ def main() -> int:
                     procs[i].stdin.flush()
                     times[(i, scale)].append(float(procs[i].stdout.readline()))
             loads.append(os.getloadavg()[0] / (os.cpu_count() or 1))
+            # the load average counts the variants' own threads, so competition is judged by the CPU use of
+            # other processes, sampled while every variant waits for its next scale
+            competitors.update(heavy_processes())
             print(f"round {round_ + 1}/{args.repeats}", file=sys.stderr, flush=True)
         for proc in procs:
             proc.stdin.close()
             proc.wait()
-    load = f"{min(loads):.2f}–{max(loads):.2f}{' (busy machine)' if max(loads) > 0.5 else ''}"
+    busy = f" (busy machine: {'; '.join(sorted(competitors))})" if competitors else ""
+    load = f"{min(loads):.2f}–{max(loads):.2f}{busy}"
     lines = [f"Machine: {cpu_summary()}, {args.threads} thread(s) per variant; load average per core during the run {load}",
              "",
              f"`{args.model}`, {args.part}, {w}×{h} input, {args.repeats} interleaved rounds", "",
