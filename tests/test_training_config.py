@@ -35,6 +35,7 @@ PINNED_HASHES = {
     "lite-real4.yaml": "41273c0e0b663ad1",
     "lite-real5.yaml": "183999389e176570",
     "detail-real.yaml": "dd972c35e9bf3ee7",
+    "lite-real6.yaml": "c415526d0e01633e",
 }
 CHECKPOINT_RUNS = sorted(path.parent for path in (REPO / "checkpoints").glob(f"*/{LAST}"))
 
