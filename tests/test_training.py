@@ -25,7 +25,7 @@ from enlarge.models.bicubic import Bicubic
 from enlarge.models.macs import count_macs
 from enlarge.training.checkpoint import BEST, LAST, LOG, load_checkpoint, load_state
 from enlarge.training.config import config_from_dict, load_config
-from enlarge.training.data import Sampling, load_training_images, make_batch, make_sample, sample_rng
+from enlarge.training.data import Prefetcher, Sampling, load_training_images, make_batch, make_sample, sample_rng
 from enlarge.training.export import export_run
 from enlarge.training.loop import train
 
@@ -104,6 +104,35 @@ def test_sampling_is_a_function_of_seed_step_and_index(setup: dict) -> None:
     assert batch.coord.abs().max() < 1 and 0 <= batch.gt.min() and batch.gt.max() <= 1
     crop = 2 / cell[0, 0].item()  # the cell is one HR pixel of the crop
     assert round(config.patch * config.scale_min) <= round(crop) <= round(config.patch * config.scale_max)
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["thread", "processes"])
+def test_prefetched_batches_are_the_steps_batches_in_order(setup: dict, workers: int) -> None:
+    """Worker processes change where batches are made, never which: batch k equals make_batch(step k)."""
+    config = config_from_dict({**setup, "degrade": {"jpeg": 0.5, "noise": 0.5}})
+    sampling = Sampling.from_config(config)
+    images, _ = load_training_images(config.data.root, config.data.train_dirs, config.data.val_list,
+                                     sampling.largest_crop)
+    mix = config.degrade.mix()
+    prefetch = Prefetcher(images, sampling, 2, 7, 3, 8, mix, workers=workers)
+    try:
+        for step in range(3, 8):
+            batch, expected = next(prefetch), make_batch(images, sampling, 2, 7, step, mix)
+            for name in ("lr", "coord", "cell", "gt"):
+                assert torch.equal(getattr(batch, name), getattr(expected, name)), (step, name)
+    finally:
+        prefetch.close()
+
+
+def test_a_worker_processes_error_reaches_the_training_loop(setup: dict) -> None:
+    config = config_from_dict(setup)
+    sampling = Sampling.from_config(config)
+    prefetch = Prefetcher([], sampling, 2, 7, 0, 4, workers=1)  # no images: drawing one fails in the worker
+    try:
+        with pytest.raises(ValueError):
+            next(prefetch)
+    finally:
+        prefetch.close()
 
 
 # The newer recipe: cosine decay after a warm-up, a moving average of the weights, real-photo degradations.

@@ -4,4 +4,5 @@ import sys
 
 from enlarge.cli.main import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned worker process (training data) imports the main module
+    sys.exit(main())

@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", help="run name (default: the config file's name); the run lives in runs/NAME")
     parser.add_argument("--data-root", type=Path, metavar="DIR",
                         help="where the training images are (overrides data.data_root, e.g. an unpacked pack)")
+    parser.add_argument("--data-workers", type=int, metavar="N",
+                        help="processes making batches ahead (overrides the config; a GPU needs several)")
     parser.add_argument("--device", default="cpu", help="where the steps run: cpu (default) or cuda[:N]")
     parser.add_argument("--max-minutes", type=float, metavar="N",
                         help="stop cleanly with a checkpoint after N minutes of this session")
@@ -28,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = train_from_file(args.config, name=args.name, resume=args.resume, resume_from=args.resume_from,
-                             steps=args.steps, data_root=args.data_root, device=args.device, max_minutes=args.max_minutes)
+                             steps=args.steps, data_root=args.data_root, device=args.device, max_minutes=args.max_minutes,
+                             data_workers=args.data_workers)
     best = f"; best val Y-PSNR {result.best_psnr:.3f} dB at step {result.best_step}" if result.best_psnr is not None else ""
     if result.stopped_by:
         print(f"stopped by {result.stopped_by} at step {result.step}/{result.total}; checkpoint "

@@ -36,7 +36,8 @@ RUNS_DIR = Path("runs")
 # Fields that change how a run is driven or watched but not which weights it produces; everything else is part
 # of the config hash that `--resume` checks (data.data_root aside). Threads: a warning on change, not a refusal.
 RUNTIME_FIELDS = frozenset(
-    {"steps", "threads", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop", "val_scales", "val_jpeg"}
+    {"steps", "threads", "data_workers", "checkpoint_every", "val_every", "log_every", "run_dir", "val_crop",
+     "val_scales", "val_jpeg"}
 )
 # Fields added after runs existed: hashed only when set away from their default, so older runs still resume.
 LATER_FIELDS = ("schedule", "decay_steps", "warmup_steps", "min_lr", "ema", "init_from", "degrade")
@@ -171,6 +172,8 @@ class TrainConfig:
     seed: Whole = 0
     precision: Precision = "auto"
     threads: NonNegative = Field(AUTO_THREADS, description="training threads; 0: every core")
+    data_workers: NonNegative = Field(0, description="processes making batches ahead (0: one background thread); "
+                                                     "the batches are the same for any count")
     checkpoint_every: Count = 200
     val_every: Count = 1000
     log_every: Count = 50

@@ -2,15 +2,20 @@
 
 Every random choice of a sample comes from a generator seeded with (seed, step, index in batch), so a batch is a
 pure function of the step: a resumed run draws exactly the samples an uninterrupted one would, with no RNG state
-to save. Batches are made one or two steps ahead on a background thread while the model trains.
+to save. Batches are made a few steps ahead while the model trains: on a background thread, or with `workers`
+in that many processes (a GPU outruns one CPU core making samples); either way batch k is the same tensors.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import queue
+import signal
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from multiprocessing.pool import AsyncResult
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,7 @@ from enlarge.training.config import TrainConfig
 
 LEVELS = 255.0
 FLIP_CHANCE = 0.5
-PREFETCH = 2  # batches made ahead of the training step
+PREFETCH = 2  # batches made ahead of the training step (per worker process, when there are some)
 MIN_WHOLE_SCALE = 2  # the smallest whole factor `integer_scale` snaps to: ×1 would be no downscaling
 
 
@@ -151,22 +156,40 @@ def make_batch(
 
 
 class Prefetcher:
-    """Makes the batches of steps `start`…`stop-1` in order on a background thread, `PREFETCH` ahead."""
+    """Makes the batches of steps `start`…`stop-1` in order, `PREFETCH` ahead: on one background thread, or with
+    `workers` > 0 in that many processes, each holding a copy of the images (spawned, not forked: the training
+    process has OpenMP threads, which a forked child cannot use)."""
 
     def __init__(
         self, images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int, start: int, stop: int,
-        mix: DegradationMix | None = None,
+        mix: DegradationMix | None = None, workers: int = 0,
     ) -> None:
-        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=PREFETCH)
-        self._closed = threading.Event()
         self._args = (images, sampling, batch_size, seed)
         self._mix = mix
-        self._thread = threading.Thread(target=self._work, args=(start, stop), name="enlarge-data", daemon=True)
+        self._steps = iter(range(start, stop))
+        if workers:
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                workers, initializer=_worker_start, initargs=(images, sampling, batch_size, seed, mix)
+            )
+            self._pending: deque[AsyncResult[Batch]] = deque()
+            for _ in range(workers * PREFETCH):
+                self._submit()
+            return
+        self._pool = None
+        self._queue: queue.Queue[Batch | BaseException] = queue.Queue(maxsize=PREFETCH)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="enlarge-data", daemon=True)
         self._thread.start()
 
-    def _work(self, start: int, stop: int) -> None:
+    def _submit(self) -> None:
+        """Hand the next step to the pool, if there is one left."""
+        step = next(self._steps, None)
+        if step is not None:
+            self._pending.append(self._pool.apply_async(_worker_batch, (step,)))
+
+    def _work(self) -> None:
         try:
-            for step in range(start, stop):
+            for step in self._steps:
                 if not self._put(make_batch(*self._args, step, self._mix)):
                     return
         except BaseException as exc:  # handed to the training thread, which re-raises it
@@ -186,12 +209,39 @@ class Prefetcher:
         return self
 
     def __next__(self) -> Batch:
+        if self._pool is not None:
+            if not self._pending:
+                raise StopIteration
+            batch = self._pending.popleft().get()  # a worker's exception is raised here
+            self._submit()
+            return batch
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
         return item
 
     def close(self) -> None:
-        """Stop the worker (it may be blocked waiting for room) and wait for it."""
+        """Stop the workers (the thread may be blocked waiting for room) and wait for them."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            return
         self._closed.set()
         self._thread.join()
+
+
+_WORKER: dict[str, object] = {}  # in a worker process: what `_worker_start` was given
+
+
+def _worker_start(images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int,
+                  mix: DegradationMix | None) -> None:
+    """Set up a worker process of `Prefetcher`: one thread (the workers are the parallelism), the samples' inputs.
+    Ctrl-C reaches the whole process group; the training process handles it (a checkpoint), the workers ignore it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+    _WORKER.update(args=(images, sampling, batch_size, seed), mix=mix)
+
+
+def _worker_batch(step: int) -> Batch:
+    """The batch of `step`, made in a worker process."""
+    return make_batch(*_WORKER["args"], step, _WORKER["mix"])

@@ -81,10 +81,12 @@ def train_from_file(
     data_root: Path | None = None,
     device: str = "cpu",
     max_minutes: float | None = None,
+    data_workers: int | None = None,
 ) -> TrainResult:
     """Start, or with `resume` / `resume_from` continue, the run `name` (default: the config file's stem).
 
-    `steps` overrides the config's total and `data_root` where its images are. A new run refuses to overwrite a run folder that has a checkpoint.
+    `steps` overrides the config's total, `data_root` where its images are and `data_workers` how many processes
+    make its batches. A new run refuses to overwrite a run folder that has a checkpoint.
     `device` is where the steps run (cpu, cuda); `max_minutes` stops the session cleanly, with a checkpoint.
     """
     config = load_config(config_path)
@@ -94,6 +96,8 @@ def train_from_file(
         config = replace(config, f"{config_path} (steps overridden)", steps=steps)
     if data_root is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, data_root=str(data_root)))
+    if data_workers is not None:
+        config = replace(config, f"{config_path} (data workers overridden)", data_workers=data_workers)
     if resume and resume_from is not None:
         raise ConfigError("resume either the run or from a checkpoint file, not both", setting="resume_from")
     name = name or Path(config_path).stem
@@ -134,7 +138,7 @@ def train(
     if checkpoint is not None and checkpoint.config_hash != config_hash:
         raise ConfigError(
             f"the checkpoint was made with a different config (hash {checkpoint.config_hash}, now {config_hash}); "
-            "only steps, threads, logging, validation and checkpoint settings may change on resume"
+            "only steps, threads, data workers, logging, validation and checkpoint settings may change on resume"
         )
     precision, warning = training_precision(checkpoint.precision if checkpoint is not None else config.precision,
                                            device.type)
@@ -178,10 +182,11 @@ def train(
         val_sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(val_images, config.val_jpeg)
     descriptor = describe(name, arch, model_config, evaluated, has_weights=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    workers = f", batches from {config.data_workers} processes" if config.data_workers else ""
     _say(
         f"{name}: {arch} ({parameter_count(module) / MEGA:.3f} M parameters), {len(images)} training images"
         f"{f' ({skipped} too small, skipped)' if skipped else ''}, {len(val_images)} validation images, "
-        f"{precision}, {threads} threads on {device}, step {start} → {config.steps}, run folder {run_dir}"
+        f"{precision}, {threads} threads on {device}{workers}, step {start} → {config.steps}, run folder {run_dir}"
     )
 
     best_psnr = checkpoint.best_psnr if checkpoint is not None else None
@@ -203,7 +208,8 @@ def train(
     deadline = session_start + max_minutes * SECONDS_PER_MINUTE if max_minutes is not None else math.inf
 
     log = RunLog(run_dir / LOG, keep_until=start)
-    prefetch = Prefetcher(images, sampling, config.batch_size, config.seed, start, config.steps, mix)
+    prefetch = Prefetcher(images, sampling, config.batch_size, config.seed, start, config.steps, mix,
+                          workers=config.data_workers)
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=name, dynamic_ncols=True, file=sys.stderr,
                mininterval=PROGRESS_INTERVAL_S)
     window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
