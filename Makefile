@@ -65,3 +65,14 @@ weights: $(STAMP)
 		$(VENV)/bin/enlarge calibrate-adaptive --model $$name && \
 		$(PY) scripts/record_card_evaluation.py --model $$name || exit 1; \
 	done
+
+# Wheels of what `enlarge train` needs and the lent GPU machine's image lacks (it has torch, numpy, pillow,
+# safetensors, pyyaml, tqdm, tifffile), at this venv's versions, for its Python 3.12: scripts/train_on_gpu.sh
+# installs them from .whl/ (carry .whl to that machine).
+GPU_WHEELS := pydantic pydantic_core annotated-types typing-inspection typing_extensions pypng
+.PHONY: gpu-wheels
+gpu-wheels: $(STAMP)
+	rm -rf .whl
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		$$($(PY) -c "import importlib.metadata as m, sys; print(*(f'{n}=={m.version(n)}' for n in sys.argv[1:]))" $(GPU_WHEELS))
