@@ -36,6 +36,7 @@ PINNED_HASHES = {
     "lite-real5.yaml": "183999389e176570",
     "detail-real.yaml": "dd972c35e9bf3ee7",
     "lite-real6.yaml": "c415526d0e01633e",
+    "detail-gpu.yaml": "7dbd10cb97133ed0",
 }
 CHECKPOINT_RUNS = sorted(path.parent for path in (REPO / "checkpoints").glob(f"*/{LAST}"))
 
