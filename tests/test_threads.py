@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO
 from enlarge import procfs
+from enlarge.lifetime import ORPHAN_EXIT_CODE
 from enlarge.threads import (
     GOMP_SPIN_ENV,
     KMP_BLOCKTIME_ENV,
@@ -115,6 +116,15 @@ def test_descendants_are_reaped_when_the_parent_is_killed() -> None:
     while procfs.alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not procfs.alive(grandchild)
+
+
+def test_a_worker_that_starts_after_its_parent_died_ends_at_once() -> None:
+    """A slow-starting worker already re-parented when it binds itself: told its parent's pid, it sees the orphaning
+    (it would otherwise take init for its parent and live on: the flaky survivor of a killed `enlarge batch`)."""
+    code = "import time\nfrom enlarge.lifetime import die_with_parent\ndie_with_parent(-1)\ntime.sleep(600)"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    worker = subprocess.run([sys.executable, "-c", code], env=env, timeout=TIMEOUT_S)
+    assert worker.returncode == ORPHAN_EXIT_CODE
 
 
 def test_procfs_reads_this_process() -> None:

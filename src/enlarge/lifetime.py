@@ -37,16 +37,19 @@ _bound = False
 _reaper: subprocess.Popen[bytes] | None = None
 
 
-def die_with_parent(watched: int | None = None) -> None:
+def die_with_parent(parent: int | None = None, watched: int | None = None) -> None:
     """End this process when its parent ends, or process `watched` (a forkserver's child watches the server).
 
-    Call it first thing in a worker; idempotent.
+    `parent` is the pid the parent gave its worker (`os.getpid()` in the initializer's arguments): a worker that
+    starts slowly (a spawn importing torch on a busy machine) may already be an orphan when it first looks, and would
+    otherwise take init for its parent and never end. Call it first thing in a worker; idempotent.
     """
     global _bound
     if _bound:
         return
     _bound = True
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
     if sys.platform.startswith("linux"):
         _kernel_guard()
     if not _alive(parent, watched):  # it went before the guard was in place

@@ -10,6 +10,7 @@ and hands the items that were in flight back as failures, for the runner to retr
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -24,9 +25,9 @@ START_METHOD = "spawn"
 _worker: ItemWorker | None = None  # this worker process's model, made by the pool initializer
 
 
-def _start_worker(config: WorkerConfig) -> None:
+def _start_worker(driver: int, config: WorkerConfig) -> None:
     global _worker
-    die_with_parent()
+    die_with_parent(driver)
     _worker = ItemWorker(config)
 
 
@@ -85,7 +86,7 @@ class LocalEngine:
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(START_METHOD),
             initializer=_start_worker,
-            initargs=(self._config,),
+            initargs=(os.getpid(), self._config),
         )
 
     def _restart(self) -> None:
