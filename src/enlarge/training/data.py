@@ -9,6 +9,7 @@ in that many processes (a GPU outruns one CPU core making samples); either way b
 from __future__ import annotations
 
 import math
+import os
 import multiprocessing
 import queue
 import signal
@@ -26,6 +27,7 @@ from enlarge.coords import make_coord
 from enlarge.degradations import DegradationMix, random_lr
 from enlarge.errors import ConfigError
 from enlarge.imagefolders import find_images, read_rgb8
+from enlarge.lifetime import die_with_parent
 from enlarge.resize import imresize
 from enlarge.training.config import TrainConfig
 
@@ -169,7 +171,7 @@ class Prefetcher:
         self._steps = iter(range(start, stop))
         if workers:
             self._pool = multiprocessing.get_context("spawn").Pool(
-                workers, initializer=_worker_start, initargs=(images, sampling, batch_size, seed, mix)
+                workers, initializer=_worker_start, initargs=(os.getpid(), images, sampling, batch_size, seed, mix)
             )
             self._pending: deque[AsyncResult[Batch]] = deque()
             for _ in range(workers * PREFETCH):
@@ -233,10 +235,12 @@ class Prefetcher:
 _WORKER: dict[str, object] = {}  # in a worker process: what `_worker_start` was given
 
 
-def _worker_start(images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int,
+def _worker_start(trainer: int, images: Sequence[np.ndarray], sampling: Sampling, batch_size: int, seed: int,
                   mix: DegradationMix | None) -> None:
     """Set up a worker process of `Prefetcher`: one thread (the workers are the parallelism), the samples' inputs.
-    Ctrl-C reaches the whole process group; the training process handles it (a checkpoint), the workers ignore it."""
+    Ctrl-C reaches the whole process group; the training process handles it (a checkpoint), the workers ignore it.
+    A worker ends with the training process `trainer`, even when that one is killed outright."""
+    die_with_parent(trainer)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     _WORKER.update(args=(images, sampling, batch_size, seed), mix=mix)
