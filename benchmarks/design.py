@@ -29,7 +29,8 @@ from enlarge.models import create
 from enlarge.models.macs import count_macs
 from enlarge.models.registry import LoadedModel, build, describe, parameter_count
 from enlarge.training.config import ModelSection, TrainConfig, load_config
-from enlarge.training.loop import load_val_images, train, validate
+from enlarge.training.loop import train
+from enlarge.training.validation_set import load_val_images, validate
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"

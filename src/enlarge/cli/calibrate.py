@@ -18,7 +18,7 @@ from enlarge.errors import ConfigError
 from enlarge.models.card import ModelCard, card_path_for
 from enlarge.models.registry import SPECS, bundled_weights, load_model
 from enlarge.training.config import TrainConfig, load_config
-from enlarge.training.loop import load_val_images
+from enlarge.training.validation_set import load_val_images
 from enlarge.validation import replace
 
 DEFAULT_CONFIG = Path("configs/lite.yaml")

@@ -22,7 +22,7 @@ from enlarge.models import LoadedModel, load_model, parameter_count
 from enlarge.models.card import ModelCard
 from enlarge.models.macs import count_macs
 from enlarge.training.export import ExportResult, licence_of, weights_licence, write_model
-from enlarge.training.loop import validate
+from enlarge.training.validation_set import validate
 
 DEFAULT_TIME_REPEATS = 5
 BENCHMARK_SCALES = (2, 3, 4)

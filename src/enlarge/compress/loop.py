@@ -38,17 +38,8 @@ from enlarge.models.registry import describe
 from enlarge.training.checkpoint import LOG, fp32_state, load_state, save_state
 from enlarge.training.config import RUNS_DIR, TrainConfig, load_config, resolve_threads, training_precision
 from enlarge.training.data import Prefetcher, Sampling, load_training_images, make_batch
-from enlarge.training.loop import (
-    PROGRESS_INTERVAL_S,
-    RunLog,
-    StopRequest,
-    ValImage,
-    load_val_images,
-    make_optimizer,
-    stop_signals,
-    train_step,
-    validate,
-)
+from enlarge.training.loop import PROGRESS_INTERVAL_S, RunLog, StopRequest, make_optimizer, stop_signals, train_step
+from enlarge.training.validation_set import ValImage, load_val_images, validate
 
 DEFAULT_FINETUNE_STEPS = 2000
 DEFAULT_DISTILL = 1.0

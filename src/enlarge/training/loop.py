@@ -28,17 +28,24 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from enlarge.degradations import jpeg_roundtrip
-from enlarge.engine.render import precision_context, render
+from enlarge.engine.render import precision_context
 from enlarge.errors import ConfigError
 from enlarge.fileutil import atomic_write_text
-from enlarge.metrics import psnr
 from enlarge.models.registry import LoadedModel, build, describe, load_state_strict, parameter_count
-from enlarge.resize import imresize
-from enlarge.training.checkpoint import BEST, LAST, LOG, Checkpoint, fp32_state, load_checkpoint, save_checkpoint, save_state
+from enlarge.training.checkpoint import (
+    BEST,
+    LAST,
+    LOG,
+    Checkpoint,
+    fp32_state,
+    load_checkpoint,
+    save_checkpoint,
+    save_record,
+    save_state,
+)
 from enlarge.training.config import TrainConfig, load_config, resolve_threads, training_precision
-from enlarge.imagefolders import read_rgb8
-from enlarge.training.data import LEVELS, Batch, Prefetcher, Sampling, load_training_images
+from enlarge.training.data import Batch, Prefetcher, Sampling, load_training_images
+from enlarge.training.validation_set import jpeg_val_images, load_val_images, validation_scores
 from enlarge.training.warm_start import initial_weights
 from enlarge.validation import replace
 
@@ -61,15 +68,6 @@ class TrainResult:
     stopped_by: str | None  # the signal's name if stopped early, None if the run reached `total`
     best_psnr: float | None
     best_step: int | None
-
-
-@dataclass
-class ValImage:
-    """A held-out image: its HR centre crop and the matching bicubic LR at each validation scale."""
-
-    name: str
-    hr: torch.Tensor  # 1×3×C×C
-    lr: dict[int, torch.Tensor]  # scale → 1×3×(C/s)×(C/s)
 
 
 def train_from_file(
@@ -251,7 +249,9 @@ def train(
                 if stop.signum is not None:
                     bar.write(f"{stop.name}: saving a checkpoint at step {step}", file=sys.stderr)
                 if step % config.checkpoint_every == 0 or step == config.steps or stop.signum is not None:
-                    save_checkpoint(run_dir / LAST, snapshot(step))
+                    latest = snapshot(step)
+                    save_checkpoint(run_dir / LAST, latest)
+                    save_record(run_dir, latest.record())
     finally:
         prefetch.close()
         bar.close()
@@ -331,56 +331,6 @@ def train_step(
     loss.backward()
     optimizer.step()
     return loss.item()
-
-
-def load_val_images(config: TrainConfig) -> list[ValImage]:
-    """Centre crops (`val_crop`²) of the held-out images with their 8-bit bicubic LR at each validation scale."""
-    result = []
-    crop = config.val_crop
-    for item in config.data.val_list:
-        path = config.data.root / item
-        if not path.is_file():
-            raise ConfigError(f"validation image {path} not found")
-        image = read_rgb8(path)
-        h, w = image.shape[:2]
-        if min(h, w) < crop:
-            raise ConfigError(f"validation image {path} is smaller than val_crop ({crop})")
-        top, left = (h - crop) // 2, (w - crop) // 2
-        hr = torch.from_numpy(image[top : top + crop, left : left + crop].copy()).permute(2, 0, 1).float() / LEVELS
-        lr = {s: imresize(hr, output_size=(crop // s, crop // s), quantize=True).clamp(0, 1).unsqueeze(0)
-              for s in config.val_scales}
-        result.append(ValImage(item, hr.unsqueeze(0), lr))
-    return result
-
-
-def jpeg_val_images(images: list[ValImage], quality: int) -> list[ValImage]:
-    """The same validation images with every LR passed through a JPEG round trip at `quality` (4:2:0)."""
-    return [ValImage(f"{image.name}@jpeg{quality}", image.hr,
-                     {s: jpeg_roundtrip(lr[0], quality).unsqueeze(0) for s, lr in image.lr.items()})
-            for image in images]
-
-
-def validation_scores(model: LoadedModel, sets: dict[str, list[ValImage]]) -> dict[str, float]:
-    """Mean Y-PSNR per validation set and scale, keyed "x2" for the clean set and "x2 jpeg75" for others."""
-    scores = {}
-    for label, images in sets.items():
-        for scale, value in validate(model, images).items():
-            scores[f"x{scale}{' ' + label if label else ''}"] = value
-    return scores
-
-
-def validate(model: LoadedModel, images: list[ValImage]) -> dict[int, float]:
-    """Mean Y-PSNR (shave = scale) over `images` at each scale, rendered by the engine in fp32, eval mode."""
-    model.module.eval()
-    scales = sorted(images[0].lr) if images else []
-    scores = {}
-    for scale in scales:
-        values = []
-        for image in images:
-            sr = render(model, image.lr[scale], tuple(image.hr.shape[-2:])).clamp(0, 1)
-            values.append(psnr(sr, image.hr, shave=scale, metric="y"))
-        scores[scale] = sum(values) / len(values)
-    return scores
 
 
 class RunLog:
