@@ -2,10 +2,10 @@
 
     python scripts/training_report.py checkpoints/lite-anneal checkpoints/lite-real checkpoints/detail [--write]
 
-Reads each run folder's `log.jsonl` (validation records, step rates) and `last.pt` (config, training time), and
-prints, per run, validation Y-PSNR at each validated step with the hours spent, and the gain per training hour
-against the run's starting point (its `init_from` weights, validated in the same way). With `--write` the table
-goes to docs/results/training-runs.md.
+Reads each run folder's `log.jsonl` (validation records, step rates) and its record (`run.json`, or `last.pt`:
+config, training time), and prints, per run, validation Y-PSNR at each validated step with the hours spent, and the
+gain per training hour against the run's starting point (its `init_from` weights, validated in the same way, or the
+score a retired run's record keeps). With `--write` the table goes to docs/results/training-runs.md.
 """
 
 from __future__ import annotations
@@ -15,47 +15,29 @@ import json
 import sys
 from pathlib import Path
 
-from enlarge.models.registry import LoadedModel, build, describe
-from enlarge.training.checkpoint import LAST, LOG, load_checkpoint
+from enlarge.training.checkpoint import LOG, load_record
 from enlarge.training.config import config_from_dict
-from enlarge.training.loop import jpeg_val_images, load_val_images, validation_scores
-from enlarge.training.warm_start import initial_weights
+from enlarge.training.validation_set import init_from_score
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "training-runs.md"
 SECONDS_PER_HOUR = 3600.0
 
 
-def start_score(config) -> float | None:
-    """Mean validation Y-PSNR of the run's `init_from` weights (grown into the run's network if smaller)."""
-    if config.init_from is None:
-        return None
-    arch, model_config = config.model.resolved()
-    module = build(arch, model_config)
-    module.load_state_dict(initial_weights(config.init_from, module))
-    images = load_val_images(config)
-    sets = {"": images}
-    if config.val_jpeg is not None:
-        sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(images, config.val_jpeg)
-    scores = validation_scores(LoadedModel(module.eval(), describe("start", arch, model_config, module,
-                                                                   has_weights=True)), sets)
-    return sum(scores.values()) / len(scores)
-
-
 def report(run: Path) -> str:
-    checkpoint = load_checkpoint(run / LAST)
-    config = config_from_dict(checkpoint.config, source=str(run / LAST))
+    record = load_record(run)
+    config = config_from_dict(record.config, source=str(run))
     records = [json.loads(line) for line in (run / LOG).read_text().splitlines() if line.strip()]
     rates = [r["steps_per_s"] for r in records if "steps_per_s" in r]
     mean_rate = sum(rates) / len(rates) if rates else float("nan")
     vals = [r for r in records if "val_psnr" in r]
-    start = start_score(config)
-    hours_per_step = checkpoint.elapsed_s / SECONDS_PER_HOUR / max(checkpoint.step, 1)
+    start = record.start_psnr if record.start_psnr is not None else init_from_score(config)
+    hours_per_step = record.elapsed_s / SECONDS_PER_HOUR / max(record.step, 1)
     lines = [f"### {run.name}", "",
              f"{config.model.name or config.model.arch}, from {config.init_from or 'scratch'}; schedule "
              f"{config.schedule}, lr {config.lr:g}, ema {config.ema:g}, degradations "
-             f"{'on' if config.degrade else 'off'}, {config.threads} thread(s); {checkpoint.step} steps in "
-             f"{checkpoint.elapsed_s / SECONDS_PER_HOUR:.2f} h ({mean_rate:.2f} steps/s on average, shared machine)."
+             f"{'on' if config.degrade else 'off'}, {config.threads} thread(s); {record.step} steps in "
+             f"{record.elapsed_s / SECONDS_PER_HOUR:.2f} h ({mean_rate:.2f} steps/s on average, shared machine)."
              f"{' Validation: clean and JPEG-' + str(config.val_jpeg) + ' LR, mean.' if config.val_jpeg else ''}",
              "", "| step | hours | val Y-PSNR (mean) | vs start | per scale |", "|---|---|---|---|---|"]
     if start is not None:
@@ -74,7 +56,7 @@ def report(run: Path) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders (with last.pt and log.jsonl)")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (log.jsonl, and run.json or last.pt)")
     parser.add_argument("--write", action="store_true", help=f"write {RESULT.relative_to(REPO)}")
     args = parser.parse_args()
     body = "\n\n".join(report(run) for run in args.runs)

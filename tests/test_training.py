@@ -23,7 +23,7 @@ from enlarge.errors import ConfigError
 from enlarge.models import build, load_model
 from enlarge.models.bicubic import Bicubic
 from enlarge.models.macs import count_macs
-from enlarge.training.checkpoint import BEST, LAST, LOG, load_checkpoint, load_state
+from enlarge.training.checkpoint import BEST, LAST, LOG, RECORD, load_checkpoint, load_record, load_state
 from enlarge.training.config import config_from_dict, load_config
 from enlarge.training.data import Prefetcher, Sampling, load_training_images, make_batch, make_sample, sample_rng
 from enlarge.training.export import export_run
@@ -251,6 +251,26 @@ def test_export_writes_a_loadable_model(setup: dict, tmp_path: Path) -> None:
     cell = torch.full((1, 20, 2), 0.1)
     with torch.no_grad():
         assert torch.equal(loaded.module(lr, coord, cell), trained(lr, coord, cell))
+
+
+def test_a_retired_run_keeps_its_record_and_exports_from_best(setup: dict, tmp_path: Path) -> None:
+    setup.update(steps=6, checkpoint_every=3, val_every=3, log_every=3)
+    start = tmp_path / "start"
+    train(config_from_dict(setup), "t", start)  # weights for the retired run's init_from
+    run = tmp_path / "run"
+    train(config_from_dict({**setup, "init_from": str(start / BEST)}), "t", run)
+    assert load_record(run) == load_checkpoint(run / LAST).record()  # run.json says what last.pt says
+    before = export_run(run, "before", out_dir=tmp_path, which="best").card.training
+
+    script = REPO / "scripts" / "retire_runs.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run([sys.executable, str(script), str(run)], check=True, env=env, capture_output=True, timeout=120)
+    assert not (run / LAST).exists() and (run / BEST).exists() and (run / RECORD).exists()
+    record = load_record(run)
+    assert record.step == 6 and record.start_psnr is not None and record.start_psnr > 0
+    assert export_run(run, "after", out_dir=tmp_path, which="best").card.training == before
+    with pytest.raises(ConfigError, match="not found"):
+        export_run(run, "last", out_dir=tmp_path, which="last")
 
 
 def test_mac_count_matches_hand_count() -> None:

@@ -19,7 +19,7 @@ from enlarge.fileutil import atomic_write_bytes
 from enlarge.models.card import CARD_SUFFIX, ROBUST_TWIN, ModelCard, card_path_for
 from enlarge.models.macs import count_macs
 from enlarge.models.registry import SPECS, WEIGHTS_PACKAGE, build, load_state_strict, parameter_count
-from enlarge.training.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, load_state
+from enlarge.training.checkpoint import BEST, LAST, RunRecord, load_checkpoint, load_record, load_state
 from enlarge.training.config import config_from_dict
 
 WHICH = ("best", "last")
@@ -68,15 +68,16 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str
     if which not in WHICH:
         raise ConfigError(f"the weights to export must be one of {', '.join(WHICH)}, not {which!r}", setting="which")
     run_dir = Path(run_dir)
-    checkpoint = load_checkpoint(run_dir / LAST)
-    config = config_from_dict(checkpoint.config, source=str(run_dir / LAST))
-    state = checkpoint.model
+    record = load_record(run_dir)
+    config = config_from_dict(record.config, source=str(run_dir))
     if which == "best":
         if not (run_dir / BEST).exists():
             raise ConfigError(
                 f"{run_dir} has no {BEST} (no validation ran yet); export the last weights instead", setting="which"
             )
         state = load_state(run_dir / BEST)
+    else:
+        state = load_checkpoint(run_dir / LAST).model
     arch, model_config = config.model.resolved()
     module = build(arch, model_config)
     load_state_strict(module, state, str(run_dir / (BEST if which == "best" else LAST)))
@@ -94,7 +95,7 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, which: str
         macs_per_output_pixel=count_macs(module),
         trained_scales=(config.scale_min, config.scale_max),
         default_precision=DEFAULT_PRECISION,
-        training=training_record(checkpoint, config.data.train_dirs, config.data.data_root, which),
+        training=training_record(record, config.data.train_dirs, config.data.data_root, which),
         license=weights_licence(config.data.train_dirs),
     )
     out_dir = Path(out_dir) if out_dir is not None else default_weights_dir()
@@ -134,17 +135,17 @@ def weights_licence(train_dirs: list[str]) -> str:
     return LICENSE_RESTRICTED if any(licence_of(d).non_commercial for d in train_dirs) else LICENSE_OPEN
 
 
-def training_record(checkpoint: Checkpoint, train_dirs: list[str], data_root: str, which: str) -> dict[str, Any]:
+def training_record(record: RunRecord, train_dirs: list[str], data_root: str, which: str) -> dict[str, Any]:
     """The card's `training` section: data and licences, steps, wall time, precision, validation."""
     return {
         "data": [{"folder": d, "licence": licence_of(d).note} for d in train_dirs],
         "data_root": data_root,
-        "steps": checkpoint.step,
-        "wall_time_s": round(checkpoint.elapsed_s, 1),
-        "precision": checkpoint.precision,
-        "threads": checkpoint.threads,
+        "steps": record.step,
+        "wall_time_s": round(record.elapsed_s, 1),
+        "precision": record.precision,
+        "threads": record.threads,
         "weights": which,
-        "best_val_psnr_y": checkpoint.best_psnr,
-        "best_step": checkpoint.best_step,
-        "config_hash": checkpoint.config_hash,
+        "best_val_psnr_y": record.best_psnr,
+        "best_step": record.best_step,
+        "config_hash": record.config_hash,
     }
