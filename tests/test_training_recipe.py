@@ -201,6 +201,18 @@ def test_gpu_script_trains_time_boxed_and_leaves_a_cpu_loadable_checkpoint(setup
     checkpoint = load_checkpoint(out / "tiny" / LAST)
     assert 0 < checkpoint.step < 100000 and (out / "train.log").read_text().count("time limit") >= 1
 
+    size = (out / "tiny" / LAST).stat().st_size
+    again = subprocess.run(["bash", str(REPO / "scripts" / "train_on_gpu.sh"), str(config), str(out / "tiny" / LAST),
+                            str(tmp_path / "pack.tar"), str(tmp_path / "again"), "0.05", "cpu"],
+                           env={**env, "SPLIT_KIB": str(size // 3 // 1024 or 1)}, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr + again.stdout
+    run = tmp_path / "again" / "tiny"
+    parts = sorted(run.glob(f"{LAST}.part*"))
+    assert len(parts) >= 2 and not (run / LAST).exists()  # too large to come back whole: it comes back in parts
+    (run / LAST).write_bytes(b"".join(part.read_bytes() for part in parts))
+    assert load_checkpoint(run / LAST).step > checkpoint.step  # rejoined, it is the resumed run's checkpoint
+
 
 def test_a_degrading_config_survives_its_checkpoint_round_trip(setup):  # noqa: F811
     config = config_from_dict({**setup, "degrade": {"jpeg_quality": [40, 60]}})
