@@ -270,12 +270,12 @@ def test_folded_head_equals_the_head_it_folds() -> None:
         exact = blended_reference(head, x, offset, blend)
         layers = affine_layers(head)
         folded = fold(layers, offset, blend, torch.float32)
-        assert (folded(torch.maximum(x, folded.entry.unsqueeze(1))) - exact).abs().max() <= EXACT
+        assert (folded(torch.maximum(x, folded.entry.unsqueeze(1))).t() - exact).abs().max() <= EXACT  # channels first
         x16, offset16 = x.bfloat16(), offset.bfloat16()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             plain = blended_reference(head, x16, offset16, blend)
             folded16 = fold(layers, offset16.float(), blend, torch.bfloat16)
-            fast = folded16(torch.maximum(x16, folded16.entry.unsqueeze(1)))
+            fast = folded16(torch.maximum(x16, folded16.entry.unsqueeze(1))).t()
     reference = blended_reference(head, x16.float(), offset16.float(), blend)
     assert (fast - reference).pow(2).mean() <= (plain - reference).pow(2).mean()
 

@@ -297,13 +297,13 @@ def decode_phases(
                     head_input(window, offsets[r, c], n, head, pre[n])
                 if head is None:
                     pred = layer.head(pre.view(-1, pre.shape[-1])).view(len(SHIFTS), -1).float()
-                    mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0)
+                    mixed = (pred * blend[r, c].unsqueeze(-1)).sum(0).view(rows * px.count, -1).t()
                 else:
-                    mixed = head(pre.view(len(SHIFTS), -1, pre.shape[-1]))
+                    mixed = head(pre.view(len(SHIFTS), -1, pre.shape[-1]))  # channels first
                 start = py.start + k0 * along_y.period
                 target = out[0, :, start : start + (rows - 1) * along_y.period + 1 : along_y.period,
                              px.start : px.start + (px.count - 1) * along_x.period + 1 : along_x.period]
-                target.copy_(mixed.view(rows, px.count, -1).permute(2, 0, 1))
+                target.copy_(mixed.reshape(-1, rows, px.count))
 
 
 def decode_block(
