@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -23,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine_info import cpu_summary  # beside this script
+from machine_info import python_machine  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "batch.md"
@@ -109,10 +108,6 @@ def measure(work: Path, engine: str, model: str) -> Row:
                min(totals), max(totals))
 
 
-def machine() -> str:
-    return f"{cpu_summary()}, Python {platform.python_version()}"
-
-
 def load_note(before: float, after: float, note: str | None) -> str:
     """Whether other work competed for the CPU, from the load average around the measurement (and `note`)."""
     cores = os.cpu_count() or 1
@@ -173,7 +168,7 @@ def main() -> int:
         command = shlex.join(["python", "benchmarks/batch_throughput.py", *sys.argv[1:]])
         RESULT.parent.mkdir(parents=True, exist_ok=True)
         RESULT.write_text(
-            f"# Batch throughput\n\nProduced by `{command}` on {machine()}.\n\n"
+            f"# Batch throughput\n\nProduced by `{command}` on {python_machine()}.\n\n"
             f"{IMAGES} photographs of {SIDE}×{SIDE} (crops of the example pictures) enlarged ×{SCALE} to "
             f"{SIDE * SCALE}×{SIDE * SCALE} PNG with the `{args.model}` model by `enlarge batch` (automatic workers, "
             f"one thread each, outputs written by the driver). *Total* counts everything from the call to the "

@@ -31,6 +31,22 @@ def cpu_summary() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
+def torch_machine(threads: int) -> str:
+    """CPU, torch build and what it runs natively, for the header of a timing table."""
+    import torch  # here, so that importing this module never loads torch before a benchmark sets its threads
+
+    from enlarge.engine.precision import bf16_supported
+
+    return (f"{cpu_summary()}, torch {torch.__version__}, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {'yes' if bf16_supported() else 'no'}, "
+            f"{threads} threads")
+
+
+def python_machine() -> str:
+    """CPU and Python version, for the header of a table that times whole processes."""
+    return f"{cpu_summary()}, Python {platform.python_version()}"
+
+
 def heavy_processes() -> list[str]:
     """Other processes (not this one) that used more than BUSY_CPU_SHARE of a core over SAMPLE_S (Linux /proc; else empty)."""
     if not procfs.available():

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import io
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from machine_info import cpu_summary  # beside this script
+from machine_info import python_machine  # beside this script
 
 import httpx
 import psutil
@@ -127,10 +126,6 @@ def percentiles(values: list[float]) -> dict[int, float]:
     return {p: cuts[p - 1] for p in PERCENTILES}
 
 
-def machine() -> str:
-    return f"{cpu_summary()}, Python {platform.python_version()}"
-
-
 def report(
     args: argparse.Namespace, workers: int, outcomes: list[Outcome], wall_s: float, peak_rss: int, load1: float
 ) -> str:
@@ -163,7 +158,7 @@ def report(
             f"- throughput: {len(ok) / wall_s:.1f} enlargements/s ({wall_s:.2f} s for all)",
             f"- server peak RSS, summed over its process tree (server, forkserver, workers): {peak_rss / MIB:.0f} MiB "
             "(pages the workers share with the forkserver, torch's among them, count once per process)",
-            f"- machine: {machine()}; load average at the start {load1:.2f} (another process may have been "
+            f"- machine: {python_machine()}; load average at the start {load1:.2f} (another process may have been "
             "using the cores: compare only runs taken under a similar load)",
             "",
         ]

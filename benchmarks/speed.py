@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine_info import cpu_summary, heavy_processes  # beside this script
+from machine_info import heavy_processes, torch_machine  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "docs" / "results" / "speed.md"
@@ -90,16 +90,6 @@ def cases(bf16: bool, onnx: bool = False) -> list[Case]:
     out += [Case(m, s, SMALL, p, repeats=1) for m in (LIIF, RDN) for p in precisions for s in SCALES]
     out.append(Case(REFERENCE, REFERENCE_SCALE, SMALL, repeats=1))
     return out
-
-
-def machine(threads: int) -> str:
-    import torch
-
-    from enlarge.engine.precision import bf16_supported
-
-    return (f"{cpu_summary()}, torch {torch.__version__}, CPU capability "
-            f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {'yes' if bf16_supported() else 'no'}, "
-            f"{threads} threads")
 
 
 def run_case(case: Case, threads: int) -> dict:
@@ -252,7 +242,7 @@ def main() -> int:
     ratios = onnx_ratios(rows)
     if ratios:
         text += "\n\n" + "\n".join(ratios)
-    header = f"Machine: {machine(args.threads)}\n"
+    header = f"Machine: {torch_machine(args.threads)}\n"
     print(header + ("\n**Warning:** " + warning + "\n" if warning else "") + "\n" + text)
     if args.write:
         note = f"\n**Warning:** {warning}; timings are not valid.\n" if warning else ""
