@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PARTS = REPO / "docs" / "results"
 TARGET = REPO / "docs" / "RESULTS.md"
-ORDER = ("quality", "quality-recipe", "quality-real", "quality-real-runs", "point-sampling", "jpeg-routing", "real-photo", "visual", "design-lite", "design-detail", "training", "training-runs", "speed", "onnx-speed", "cost", "memory", "adaptive", "adaptive-detail", "compression", "compression-head", "batch", "serve")
+ORDER = ("quality", "quality-recipe", "quality-real", "quality-real-runs", "point-sampling", "jpeg-routing", "real-photo", "visual", "design-lite", "design-detail", "training", "training-runs", "speed", "onnx-speed", "cost", "cost-avx2", "decoder-steps", "memory", "adaptive", "adaptive-detail", "compression", "compression-head", "batch", "serve")
 HEADER = (
     "# Results\n\n"
     "Assembled by `make results` from `docs/results/*.md`; each section names the command that produced it.\n"
