@@ -13,7 +13,7 @@ from typing import Any
 
 from enlarge import evaluation
 from enlarge.compress.entropy import rectifier_names
-from enlarge.compress.loop import Compressor, mean_score, say, scale_keys
+from enlarge.compress.loop import Compressor, say, scale_keys
 from enlarge.compress.merge import merge_exact
 from enlarge.compress.report import cpu_times, markdown
 from enlarge.errors import ConfigError, InputError, OutputError
@@ -22,7 +22,7 @@ from enlarge.models import LoadedModel, load_model, parameter_count
 from enlarge.models.card import ModelCard
 from enlarge.models.macs import count_macs
 from enlarge.training.export import ExportResult, licence_of, weights_licence, write_model
-from enlarge.training.validation_set import validate
+from enlarge.training.validation_set import mean_score, validate
 
 DEFAULT_TIME_REPEATS = 5
 BENCHMARK_SCALES = (2, 3, 4)

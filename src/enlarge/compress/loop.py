@@ -39,7 +39,7 @@ from enlarge.training.checkpoint import LOG, fp32_state, load_state, save_state
 from enlarge.training.config import RUNS_DIR, TrainConfig, load_config, resolve_threads, training_precision
 from enlarge.training.data import Prefetcher, Sampling, load_training_images, make_batch
 from enlarge.training.loop import PROGRESS_INTERVAL_S, RunLog, StopRequest, make_optimizer, stop_signals, train_step
-from enlarge.training.validation_set import ValImage, load_val_images, validate
+from enlarge.training.validation_set import ValImage, load_val_images, mean_score, validate
 
 DEFAULT_FINETUNE_STEPS = 2000
 DEFAULT_DISTILL = 1.0
@@ -364,11 +364,6 @@ def _record(net: Network) -> dict[str, Any]:
 def _network(record: dict[str, Any]) -> Network:
     """A network from its state-file record."""
     return Network(record["arch"], record["config"], record["state"])
-
-
-def mean_score(scores: dict[int, float]) -> float:
-    """The mean validation score over scales."""
-    return sum(scores.values()) / len(scores)
 
 
 def scale_keys(scores: dict[int, float]) -> dict[str, float]:

@@ -9,15 +9,15 @@ in that many processes (a GPU outruns one CPU core making samples); either way b
 from __future__ import annotations
 
 import math
-import os
 import multiprocessing
+import os
 import queue
 import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from multiprocessing.pool import AsyncResult
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 import numpy as np

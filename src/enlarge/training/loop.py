@@ -45,7 +45,7 @@ from enlarge.training.checkpoint import (
 )
 from enlarge.training.config import TrainConfig, load_config, resolve_threads, training_precision
 from enlarge.training.data import Batch, Prefetcher, Sampling, load_training_images
-from enlarge.training.validation_set import jpeg_val_images, load_val_images, validation_scores
+from enlarge.training.validation_set import mean_score, validation_scores, validation_sets
 from enlarge.training.warm_start import initial_weights
 from enlarge.validation import replace
 
@@ -174,10 +174,8 @@ def train(
     images, skipped = load_training_images(
         config.data.root, config.data.train_dirs, config.data.val_list, sampling.largest_crop
     )
-    val_images = load_val_images(config)
-    val_sets = {"": val_images}
-    if config.val_jpeg is not None and val_images:
-        val_sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(val_images, config.val_jpeg)
+    val_sets = validation_sets(config)
+    val_images = val_sets[""]
     descriptor = describe(name, arch, model_config, evaluated, has_weights=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     workers = f", batches from {config.data_workers} processes" if config.data_workers else ""
@@ -236,7 +234,7 @@ def train(
                     state = validated_state()
                     evaluated.load_state_dict(state)
                     scores = validation_scores(LoadedModel(evaluated, descriptor), val_sets)
-                    mean = sum(scores.values()) / len(scores)
+                    mean = mean_score(scores)
                     improved = best_psnr is None or mean > best_psnr
                     if improved:
                         best_psnr, best_step = mean, step

@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -56,6 +58,20 @@ def jpeg_val_images(images: list[ValImage], quality: int) -> list[ValImage]:
             for image in images]
 
 
+def validation_sets(config: TrainConfig) -> dict[str, list[ValImage]]:
+    """The run's validation sets: "" the clean held-out images, and with `val_jpeg` "jpegQ" the same through JPEG."""
+    images = load_val_images(config)
+    sets = {"": images}
+    if config.val_jpeg is not None and images:
+        sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(images, config.val_jpeg)
+    return sets
+
+
+def mean_score(scores: Mapping[Any, float]) -> float:
+    """The mean of validation scores (over scales, and sets): the one number a run is judged by."""
+    return sum(scores.values()) / len(scores)
+
+
 def validation_scores(model: LoadedModel, sets: dict[str, list[ValImage]]) -> dict[str, float]:
     """Mean Y-PSNR per validation set and scale, keyed "x2" for the clean set and "x2 jpeg75" for others."""
     scores = {}
@@ -87,10 +103,6 @@ def init_from_score(config: TrainConfig) -> float | None:
     arch, model_config = config.model.resolved()
     module = build(arch, model_config)
     module.load_state_dict(initial_weights(config.init_from, module))
-    images = load_val_images(config)
-    sets = {"": images}
-    if config.val_jpeg is not None:
-        sets[f"jpeg{config.val_jpeg}"] = jpeg_val_images(images, config.val_jpeg)
     scores = validation_scores(LoadedModel(module.eval(), describe("start", arch, model_config, module,
-                                                                   has_weights=True)), sets)
-    return sum(scores.values()) / len(scores)
+                                                                   has_weights=True)), validation_sets(config))
+    return mean_score(scores)
